@@ -1,0 +1,17 @@
+// Package network owns pod networking through CNI (libcni): it writes a conflist from the
+// node's pod CIDR (bridge + host-local + portmap + loopback) unless the user supplies one,
+// creates and removes pod network namespaces, and runs CNI ADD/CHECK/DEL for sandboxes.
+//
+// The door:
+//
+//	m, err := network.New(network.Config{...})   // validates the config, touches nothing
+//	m.SetPodCIDR(cidr)                           // (re)writes the generated conflist
+//	m.Ready() error                              // nil once a network config is loaded
+//	ns, err := m.CreateNetns(sandboxID)          // a named, bind-mounted netns under NetnsDir
+//	res, err := m.Attach(ctx, network.Pod{...})  // CNI ADD; res.IPs holds the pod IPs
+//	err = m.Detach(ctx, network.Pod{...})        // CNI DEL (idempotent)
+//	err = m.RemoveNetns(ns)                      // unmount and remove (idempotent)
+//
+// Every path (conflist dir, IPAM data dir, netns dir, CNI cache dir) and the bridge name
+// come from Config so that two instances can share a host.
+package network

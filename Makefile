@@ -1,0 +1,60 @@
+# skiff: `make test` installs what is missing, builds, and runs unit and e2e tests;
+# `sudo make demo` runs the seed's ReplicaSet on `skiff up`.
+SHELL := /bin/bash
+export GOTOOLCHAIN := local
+export CGO_ENABLED := 0
+GO ?= go
+BIN := $(CURDIR)/bin
+PAUSE := cri/pause/pause.bin
+GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
+
+.PHONY: all build deps images test unit e2e demo bench bench-seed clean fmt vet
+
+all: build
+
+$(PAUSE): cri/pause/pause.c cri/pause/build.sh
+	cri/pause/build.sh
+
+$(BIN)/skiff: $(GO_SOURCES) $(PAUSE)
+	$(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/skiff
+
+$(BIN)/registry: $(GO_SOURCES)
+	$(GO) build -trimpath -o $@ ./test/registry
+
+build: $(BIN)/skiff $(BIN)/registry
+
+deps:
+	hack/install-deps.sh
+
+# Test images as OCI layouts, built offline from Debian packages.
+images: $(BIN)/registry
+	test/images/build.sh $(BIN)/images
+
+unit: $(PAUSE)
+	$(GO) test -count=1 ./...
+
+e2e: build images
+	SKIFF_BIN=$(BIN)/skiff SKIFF_IMAGES=$(BIN)/images CRICTL=$(BIN)/tools/crictl \
+		$(GO) test -count=1 -tags e2e -timeout 30m -v ./test/e2e/
+
+test: deps
+	$(MAKE) unit
+	$(MAKE) e2e
+
+demo: deps build images
+	hack/demo.sh
+
+bench: bench-seed
+
+bench-seed: deps build images
+	SKIFF_BIN=$(BIN)/skiff SKIFF_IMAGES=$(BIN)/images \
+		$(GO) test -count=1 -tags e2e -run '^$$' -bench BenchmarkSeed -benchtime 3x -timeout 30m ./test/e2e/
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+vet: $(PAUSE)
+	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN) $(PAUSE)

@@ -1,0 +1,3 @@
+// Package app builds the skiff command line: flags, their defaults, and the wiring of the
+// rooms (controlplane-lite, agent, cri, network) into the up/server/agent/cri subcommands.
+package app

@@ -1,0 +1,180 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	internalapi "k8s.io/cri-api/pkg/apis"
+	criclient "k8s.io/cri-client/pkg"
+	"k8s.io/klog/v2"
+
+	"github.com/skiff-sh/skiff/agent"
+	"github.com/skiff-sh/skiff/cri"
+	"github.com/skiff-sh/skiff/network"
+)
+
+func runCRI(ctx context.Context, o *Options) error {
+	g, ctx := errgroup.WithContext(ctx)
+	if _, err := startRuntime(ctx, g, o); err != nil {
+		return err
+	}
+	return g.Wait()
+}
+
+func runAgent(ctx context.Context, o *Options) error {
+	if o.Kubeconfig == "" {
+		return fmt.Errorf("--kubeconfig is required: the agent needs the apiserver's address and credentials")
+	}
+	g, ctx := errgroup.WithContext(ctx)
+	endpoint := o.RuntimeEndpoint
+	if endpoint == "" {
+		var err error
+		if endpoint, err = startRuntime(ctx, g, o); err != nil {
+			return err
+		}
+	}
+	if err := startAgent(ctx, g, o, o.Kubeconfig, endpoint); err != nil {
+		return err
+	}
+	return g.Wait()
+}
+
+// startRuntime starts containerd (unless --containerd names one), the pod network and the CRI
+// server; it returns the CRI endpoint once the server listens.
+func startRuntime(ctx context.Context, g *errgroup.Group, o *Options) (string, error) {
+	logger := klog.FromContext(ctx)
+	containerdAddress := o.Containerd
+	var child *cri.Containerd
+	if containerdAddress == "" {
+		var err error
+		child, err = cri.StartContainerd(ctx, cri.ContainerdConfig{
+			Binary:     o.ContainerdBinary,
+			Address:    o.containerdSocket(),
+			Root:       o.containerdRoot(),
+			State:      o.containerdState(),
+			ConfigPath: filepath.Join(o.containerdRoot(), "config.toml"),
+		})
+		if err != nil {
+			return "", fmt.Errorf("child containerd: %w", err)
+		}
+		containerdAddress = child.Address()
+		logger.Info("Started containerd", "address", containerdAddress)
+	}
+	stopChild := func() {
+		if child == nil {
+			return
+		}
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		defer cancel()
+		if err := child.Stop(stopCtx); err != nil {
+			logger.Error(err, "Stopping containerd")
+		}
+	}
+
+	netManager, err := network.New(network.Config{
+		ConfDir:    o.CNIConfDir,
+		BinDirs:    o.CNIBinDirs,
+		StateDir:   o.networkStateDir(),
+		NetnsDir:   o.netnsDir(),
+		BridgeName: o.BridgeName,
+		PodCIDR:    o.PodCIDR,
+	})
+	if err != nil {
+		stopChild()
+		return "", fmt.Errorf("pod network: %w", err)
+	}
+	server, err := cri.New(ctx, cri.Config{
+		ContainerdAddress: containerdAddress,
+		Namespace:         o.ContainerdNS,
+		RootDir:           o.criRootDir(),
+		StateDir:          o.criStateDir(),
+		RegistryConfigDir: o.RegistryConfig,
+		Network:           netManager,
+		PauseImage:        o.PauseImage,
+	})
+	if err != nil {
+		stopChild()
+		return "", fmt.Errorf("CRI server: %w", err)
+	}
+	listening := make(chan struct{})
+	g.Go(func() error {
+		defer stopChild()
+		defer server.Close()
+		go waitForSocket(ctx, o.CRISocket, listening)
+		return server.Serve(ctx, o.CRISocket)
+	})
+	select {
+	case <-listening:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	logger.Info("CRI server listening", "socket", o.CRISocket)
+	return "unix://" + o.CRISocket, nil
+}
+
+func waitForSocket(ctx context.Context, path string, ready chan<- struct{}) {
+	for {
+		if conn, err := net.Dial("unix", path); err == nil {
+			conn.Close()
+			close(ready)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// startAgent connects to the CRI endpoint and the apiserver and runs the agent in g.
+func startAgent(ctx context.Context, g *errgroup.Group, o *Options, kubeconfig, endpoint string) error {
+	runtimeService, err := dialRuntime(ctx, endpoint)
+	if err != nil {
+		return err
+	}
+	imageService, err := criclient.NewRemoteImageServiceBuilder().
+		WithEndpoint(endpoint).WithConnectionTimeout(2 * time.Minute).Build(ctx)
+	if err != nil {
+		return fmt.Errorf("CRI image service at %s: %w", endpoint, err)
+	}
+	restConfig, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+	}
+	restConfig.UserAgent = "skiff-agent/" + o.NodeName
+	client, err := kubernetes.NewForConfig(restConfig)
+	if err != nil {
+		return fmt.Errorf("apiserver client: %w", err)
+	}
+	a, err := agent.New(agent.Config{
+		NodeName:    o.NodeName,
+		Client:      client,
+		Runtime:     runtimeService,
+		Images:      imageService,
+		PodCIDR:     o.PodCIDR,
+		NodeIP:      o.NodeIP,
+		PodLogsDir:  o.podLogsDir(),
+		KubeletPort: o.KubeletPort,
+	})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	g.Go(func() error { return a.Run(ctx) })
+	return nil
+}
+
+func dialRuntime(ctx context.Context, endpoint string) (internalapi.RuntimeService, error) {
+	runtimeService, err := criclient.NewRemoteRuntimeServiceBuilder().
+		WithEndpoint(endpoint).WithConnectionTimeout(2 * time.Minute).Build(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("CRI runtime service at %s: %w", endpoint, err)
+	}
+	return runtimeService, nil
+}

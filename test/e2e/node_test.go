@@ -27,7 +27,7 @@ import (
 // node is one `skiff up` with every path, port and name of its own, so that a test run
 // can share the machine with another skiff.
 type node struct {
-	t        *testing.T
+	t        testing.TB
 	bin      string
 	name     string
 	dataDir  string
@@ -43,7 +43,7 @@ type node struct {
 	done chan error
 }
 
-func envOrSkip(t *testing.T, name string) string {
+func requireEnv(t testing.TB, name string) string {
 	t.Helper()
 	v := os.Getenv(name)
 	if v == "" {
@@ -52,7 +52,7 @@ func envOrSkip(t *testing.T, name string) string {
 	return v
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -62,7 +62,7 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func randomSuffix(t *testing.T) string {
+func randomSuffix(t testing.TB) string {
 	b := make([]byte, 3)
 	if _, err := rand.Read(b); err != nil {
 		t.Fatal(err)
@@ -72,7 +72,7 @@ func randomSuffix(t *testing.T) string {
 
 // startMirror serves the project's images from an in-process registry and returns a
 // registry-config dir pointing docker.io at it.
-func startMirror(t *testing.T, imagesDir string) string {
+func startMirror(t testing.TB, imagesDir string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	m, err := mirror.Start(ctx, fmt.Sprintf("127.0.0.1:%d", freePort(t)), map[string]string{
@@ -90,7 +90,7 @@ func startMirror(t *testing.T, imagesDir string) string {
 	return dir
 }
 
-func newNode(t *testing.T, registryConfig string) *node {
+func newNode(t testing.TB, registryConfig string) *node {
 	t.Helper()
 	suffix := randomSuffix(t)
 	root := t.TempDir()
@@ -98,7 +98,7 @@ func newNode(t *testing.T, registryConfig string) *node {
 	thirdOctet, _ := strconv.ParseUint(b, 16, 8)
 	n := &node{
 		t:              t,
-		bin:            envOrSkip(t, "SKIFF_BIN"),
+		bin:            requireEnv(t, "SKIFF_BIN"),
 		name:           "e2e-" + suffix,
 		dataDir:        filepath.Join(root, "data"),
 		runDir:         filepath.Join(root, "run"),

@@ -29,7 +29,7 @@ const seedSelector = "app=my-app"
 // HTTP, then scales, replaces, restarts and deletes, checking what kubectl, curl, etcdctl
 // and crictl see at each step.
 func TestSeed(t *testing.T) {
-	registryConfig := startMirror(t, envOrSkip(t, "SKIFF_IMAGES"))
+	registryConfig := startMirror(t, requireEnv(t, "SKIFF_IMAGES"))
 	n := newNode(t, registryConfig)
 	n.start()
 
@@ -299,7 +299,7 @@ func checkDelete(t *testing.T, n *node) {
 		out, _, err := n.kubectlQuiet("get", "pods", "-l", seedSelector, "-o", "name")
 		return err == nil && strings.TrimSpace(out) == "", err
 	})
-	crictl := envOrSkip(t, "CRICTL")
+	crictl := requireEnv(t, "CRICTL")
 	endpoint := "unix://" + filepath.Join(n.runDir, "cri.sock")
 	n.waitFor("no sandboxes or containers left", time.Minute, func() (bool, error) {
 		for _, verb := range [][]string{{"pods", "-q"}, {"ps", "-a", "-q"}} {

@@ -1,0 +1,150 @@
+package registry
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+var namespaceGR = schema.GroupResource{Resource: "namespaces"}
+
+// namespaceStrategy: skiff deletes a namespace at once and leaves out the "kubernetes"
+// finalizer kube-apiserver adds, as it has no namespace controller to remove it.
+type namespaceStrategy struct{ now clock }
+
+// Default sets phase Active and the kubernetes.io/metadata.name label, which kube keeps
+// equal to the name so namespaces can be selected by name in label selectors.
+func (namespaceStrategy) Default(obj runtime.Object) {
+	ns := obj.(*corev1.Namespace)
+	if ns.Status.Phase == "" {
+		ns.Status.Phase = corev1.NamespaceActive
+	}
+	setNamespaceNameLabel(ns)
+}
+
+func setNamespaceNameLabel(ns *corev1.Namespace) {
+	if ns.Name == "" {
+		return
+	}
+	if ns.Labels == nil {
+		ns.Labels = map[string]string{}
+	}
+	ns.Labels[corev1.LabelMetadataName] = ns.Name
+}
+
+func (s namespaceStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
+	ns := obj.(*corev1.Namespace)
+	s.Default(ns)
+	clearDeletion(&ns.ObjectMeta)
+	ns.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
+}
+
+func (s namespaceStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	ns, oldNS := obj.(*corev1.Namespace), old.(*corev1.Namespace)
+	s.Default(ns)
+	keepSystemMeta(&ns.ObjectMeta, &oldNS.ObjectMeta)
+	ns.Spec.Finalizers = oldNS.Spec.Finalizers
+	ns.Status = oldNS.Status
+}
+
+func (namespaceStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
+	ns := obj.(*corev1.Namespace)
+	errs := validateObjectMeta(&ns.ObjectMeta, false, apivalidation.ValidateNamespaceName)
+	return append(errs, validateNamespaceFinalizers(ns.Spec.Finalizers)...)
+}
+
+func (namespaceStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	ns, oldNS := obj.(*corev1.Namespace), old.(*corev1.Namespace)
+	errs := validateObjectMetaUpdate(&ns.ObjectMeta, &oldNS.ObjectMeta)
+	return append(errs, validateNamespaceFinalizers(ns.Spec.Finalizers)...)
+}
+
+func validateNamespaceFinalizers(finalizers []corev1.FinalizerName) field.ErrorList {
+	var errs field.ErrorList
+	// kube names the list, not the entry.
+	fldPath := field.NewPath("spec", "finalizers")
+	for _, f := range finalizers {
+		name := string(f)
+		errs = append(errs, apivalidation.ValidateFinalizerName(name, fldPath)...)
+		if !strings.Contains(name, "/") && !standardFinalizer(name) {
+			errs = append(errs, field.Invalid(fldPath, name, "name is neither a standard finalizer name nor is it fully qualified"))
+		}
+	}
+	return errs
+}
+
+// standardFinalizer: kube's own finalizers may be unqualified.
+func standardFinalizer(name string) bool {
+	return name == string(corev1.FinalizerKubernetes) || name == metav1.FinalizerOrphanDependents || name == metav1.FinalizerDeleteDependents
+}
+
+func (namespaceStrategy) GracefulDelete(context.Context, runtime.Object, *metav1.DeleteOptions) bool {
+	return false
+}
+
+// namespaceStatusStrategy serves namespaces/status.
+type namespaceStatusStrategy struct{}
+
+func (namespaceStatusStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	ns, oldNS := obj.(*corev1.Namespace), old.(*corev1.Namespace)
+	keepSystemMeta(&ns.ObjectMeta, &oldNS.ObjectMeta)
+	ns.Spec = oldNS.Spec
+}
+
+func (namespaceStatusStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	ns, oldNS := obj.(*corev1.Namespace), old.(*corev1.Namespace)
+	errs := validateObjectMetaUpdate(&ns.ObjectMeta, &oldNS.ObjectMeta)
+	if p := ns.Status.Phase; p != corev1.NamespaceActive && p != corev1.NamespaceTerminating {
+		errs = append(errs, field.NotSupported(field.NewPath("status", "phase"), p, []corev1.NamespacePhase{corev1.NamespaceActive, corev1.NamespaceTerminating}))
+	}
+	return errs
+}
+
+// namespaceAttrs adds kube's legacy "name" field next to metadata.name.
+func namespaceAttrs(obj runtime.Object) (labels.Set, fields.Set, error) {
+	ns, ok := obj.(*corev1.Namespace)
+	if !ok {
+		return nil, nil, unexpectedType("*corev1.Namespace", obj)
+	}
+	f := objectMetaFields(&ns.ObjectMeta, false)
+	f["status.phase"] = string(ns.Status.Phase)
+	f["name"] = ns.Name
+	return labels.Set(ns.Labels), f, nil
+}
+
+func namespaceColumns() []metav1.TableColumnDefinition {
+	return []metav1.TableColumnDefinition{
+		nameColumn(),
+		{Name: "Status", Type: "string", Description: "The status of the namespace"},
+		ageColumn(),
+	}
+}
+
+func (s namespaceStrategy) ConvertToTable(_ context.Context, obj runtime.Object) (*metav1.Table, error) {
+	var rows []metav1.TableRow
+	switch o := obj.(type) {
+	case *corev1.Namespace:
+		rows = append(rows, namespaceRow(o, s.now()))
+	case *corev1.NamespaceList:
+		now := s.now()
+		for i := range o.Items {
+			rows = append(rows, namespaceRow(&o.Items[i], now))
+		}
+	default:
+		return nil, unexpectedType("*corev1.Namespace or *corev1.NamespaceList", obj)
+	}
+	return newTable(namespaceColumns(), obj, rows), nil
+}
+
+func namespaceRow(ns *corev1.Namespace, now time.Time) metav1.TableRow {
+	return newRow(ns, ns.Name, string(ns.Status.Phase), age(now, ns.CreationTimestamp))
+}

@@ -9,9 +9,17 @@
 //	m.Ready() error                              // nil once a network config is loaded
 //	ns, err := m.CreateNetns(sandboxID)          // a named, bind-mounted netns under NetnsDir
 //	res, err := m.Attach(ctx, network.Pod{...})  // CNI ADD; res.IPs holds the pod IPs
-//	err = m.Detach(ctx, network.Pod{...})        // CNI DEL (idempotent)
+//	err = m.Status(ctx, network.Pod{...})        // CNI CHECK
+//	err = m.Detach(ctx, network.Pod{...})        // CNI DEL (idempotent, also without netns)
 //	err = m.RemoveNetns(ns)                      // unmount and remove (idempotent)
+//	err = m.SyncRoutes(ctx, []network.Route{...}) // other nodes' pod CIDRs via their node IPs
+//	err = m.Cleanup(ctx)                         // remove the bridge, the plugins' iptables rules, our routes
+//	err = network.InNetns(ns, func() error {...}) // run code (e.g. a port-forward dial) in a netns
 //
 // Every path (conflist dir, IPAM data dir, netns dir, CNI cache dir) and the bridge name
 // come from Config so that two instances can share a host.
+//
+// The generated network is named Config.NetworkName, and the plugins tag their iptables
+// rules with that name; Cleanup finds them by it. Loopback is a network of its own
+// ("skiff-loopback") that is added before and deleted after the pod network.
 package network

@@ -25,3 +25,10 @@ type Result struct {
 	IPs       []net.IP // first IPv4 first
 	Interface string   // e.g. "eth0"
 }
+
+// Route sends traffic for another node's pod CIDR to that node (multi-node clusters without
+// an overlay: every node routes the others' pod CIDRs via their node addresses).
+type Route struct {
+	Dst string // the other node's pod CIDR, e.g. "10.244.2.0/24"
+	Via net.IP // the other node's address, on a network this node is attached to
+}

@@ -5,7 +5,7 @@ export GOTOOLCHAIN := local
 export CGO_ENABLED := 0
 GO ?= go
 BIN := $(CURDIR)/bin
-PAUSE := cri/pause/pause.bin
+PAUSE := cri/pause/pause
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
 .PHONY: all build deps images test unit e2e demo bench bench-seed clean fmt vet

@@ -1,0 +1,410 @@
+package cri
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/core/images"
+	"github.com/containerd/containerd/v2/core/remotes"
+	"github.com/containerd/containerd/v2/core/remotes/docker"
+	"github.com/containerd/containerd/v2/core/remotes/docker/config"
+	"github.com/containerd/containerd/v2/core/snapshots"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/platforms"
+	"github.com/distribution/reference"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// imageInfo is what CRI reports about an image, derived from its content.
+type imageInfo struct {
+	id     string // config digest: the CRI image ID
+	size   int64
+	config ocispec.ImageConfig
+}
+
+// imageCache memoizes imageInfo by target digest; content behind a digest never changes.
+type imageCache struct {
+	mu    sync.Mutex
+	infos map[digest.Digest]*imageInfo
+}
+
+func newImageCache() *imageCache {
+	return &imageCache{infos: map[digest.Digest]*imageInfo{}}
+}
+
+// criImage groups the containerd image records (names) sharing one CRI image ID.
+type criImage struct {
+	info   *imageInfo
+	names  []string
+	pinned bool
+	target ocispec.Descriptor
+}
+
+func (s *service) imageInfo(ctx context.Context, img images.Image) (*imageInfo, error) {
+	s.images.mu.Lock()
+	info, ok := s.images.infos[img.Target.Digest]
+	s.images.mu.Unlock()
+	if ok {
+		return info, nil
+	}
+	cs := s.client.ContentStore()
+	platform := platforms.Default()
+	configDesc, err := img.Config(ctx, cs, platform)
+	if err != nil {
+		return nil, fmt.Errorf("image %s config: %w", img.Name, err)
+	}
+	raw, err := content.ReadBlob(ctx, cs, configDesc)
+	if err != nil {
+		return nil, fmt.Errorf("read image %s config: %w", img.Name, err)
+	}
+	var ociImage ocispec.Image
+	if err := json.Unmarshal(raw, &ociImage); err != nil {
+		return nil, fmt.Errorf("decode image %s config: %w", img.Name, err)
+	}
+	size, err := img.Size(ctx, cs, platform)
+	if err != nil {
+		return nil, fmt.Errorf("image %s size: %w", img.Name, err)
+	}
+	info = &imageInfo{id: configDesc.Digest.String(), size: size, config: ociImage.Config}
+	s.images.mu.Lock()
+	s.images.infos[img.Target.Digest] = info
+	s.images.mu.Unlock()
+	return info, nil
+}
+
+// listImages reads every image record of the namespace and groups them by image ID.
+// Records whose content is incomplete are skipped.
+func (s *service) listImages(ctx context.Context) ([]*criImage, error) {
+	records, err := s.client.ImageService().List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	byID := map[string]*criImage{}
+	var out []*criImage
+	for _, rec := range records {
+		info, err := s.imageInfo(ctx, rec)
+		if err != nil {
+			klog.FromContext(ctx).V(4).Info("Skipping image without usable content", "image", rec.Name, "err", err)
+			continue
+		}
+		ci, ok := byID[info.id]
+		if !ok {
+			ci = &criImage{info: info, target: rec.Target}
+			byID[info.id] = ci
+			out = append(out, ci)
+		}
+		ci.names = append(ci.names, rec.Name)
+		if rec.Labels[labelPinned] != "" {
+			ci.pinned = true
+		}
+	}
+	for _, ci := range out {
+		sort.Strings(ci.names)
+	}
+	return out, nil
+}
+
+// findImage resolves a CRI image reference (name, name@digest, or image ID) to a
+// local image; it returns errdefs.ErrNotFound if none matches.
+func (s *service) findImage(ctx context.Context, ref string) (*criImage, error) {
+	all, err := s.listImages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if id, ok := asImageID(ref); ok {
+		for _, ci := range all {
+			if ci.info.id == id {
+				return ci, nil
+			}
+		}
+		return nil, fmt.Errorf("image %q: %w", ref, errdefs.ErrNotFound)
+	}
+	named, err := normalizeImageRef(ref)
+	if err != nil {
+		return nil, err
+	}
+	for _, ci := range all {
+		for _, n := range ci.names {
+			if n == named.String() {
+				return ci, nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("image %q: %w", ref, errdefs.ErrNotFound)
+}
+
+// asImageID recognizes "sha256:<hex>" and bare 64-hex image IDs.
+func asImageID(ref string) (string, bool) {
+	hex := strings.TrimPrefix(ref, "sha256:")
+	if len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
+		return "", false
+	}
+	return "sha256:" + hex, true
+}
+
+// normalizeImageRef turns "nginx" into "docker.io/library/nginx:latest".
+func normalizeImageRef(ref string) (reference.Named, error) {
+	named, err := reference.ParseDockerRef(ref)
+	if err != nil {
+		return nil, fmt.Errorf("invalid image reference %q: %v: %w", ref, err, errdefs.ErrInvalidArgument)
+	}
+	return named, nil
+}
+
+func (ci *criImage) toCRI() *runtimeapi.Image {
+	img := &runtimeapi.Image{
+		Id:     ci.info.id,
+		Size:   uint64(ci.info.size),
+		Spec:   &runtimeapi.ImageSpec{Image: ci.info.id},
+		Pinned: ci.pinned,
+	}
+	img.RepoTags, img.RepoDigests = ci.refs()
+	uid, name := imageUser(ci.info.config.User)
+	if uid != nil {
+		img.Uid = &runtimeapi.Int64Value{Value: *uid}
+	}
+	img.Username = name
+	return img
+}
+
+// refs splits the image's names into repo tags and repo digests.
+func (ci *criImage) refs() (tags, digests []string) {
+	for _, n := range ci.names {
+		if _, isID := asImageID(n); isID {
+			continue
+		}
+		named, err := reference.ParseNormalizedNamed(n)
+		if err != nil {
+			continue
+		}
+		if _, ok := named.(reference.Canonical); ok {
+			digests = append(digests, n)
+		} else if _, ok := named.(reference.Tagged); ok {
+			tags = append(tags, n)
+		}
+	}
+	return tags, digests
+}
+
+// imageUser splits an image config's user into a numeric UID or a user name.
+func imageUser(user string) (*int64, string) {
+	user, _, _ = strings.Cut(user, ":")
+	if user == "" {
+		return nil, ""
+	}
+	uid, err := strconv.ParseInt(user, 10, 64)
+	if err != nil {
+		return nil, user
+	}
+	return &uid, ""
+}
+
+// PullImage pulls through the resolver configured from RegistryConfigDir and unpacks
+// into the snapshotter.
+func (s *service) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {
+	ctx = s.ns(ctx)
+	named, err := normalizeImageRef(req.GetImage().GetImage())
+	if err != nil {
+		return nil, err
+	}
+	ref := named.String()
+	start := time.Now()
+	img, err := s.client.Pull(ctx, ref,
+		containerd.WithResolver(s.resolver(ctx, req.GetAuth())),
+		containerd.WithPullUnpack,
+		containerd.WithPullSnapshotter(s.cfg.Snapshotter),
+		containerd.WithPullLabel(labelManaged, "true"))
+	if err != nil {
+		return nil, fmt.Errorf("pull image %q: %w", ref, err)
+	}
+	// Record the repo digest as a name too, so the image answers to name@digest.
+	if _, digested := named.(reference.Digested); !digested {
+		byDigest := images.Image{
+			Name:   named.Name() + "@" + img.Target().Digest.String(),
+			Target: img.Target(),
+			Labels: map[string]string{labelManaged: "true"},
+		}
+		if err := s.putImageRecord(ctx, byDigest); err != nil {
+			return nil, fmt.Errorf("record repo digest of %q: %w", ref, err)
+		}
+	}
+	info, err := s.imageInfo(ctx, img.Metadata())
+	if err != nil {
+		return nil, err
+	}
+	klog.FromContext(ctx).V(2).Info("Pulled image", "image", ref, "id", info.id, "duration", time.Since(start))
+	return &runtimeapi.PullImageResponse{ImageRef: info.id}, nil
+}
+
+// resolver builds a registry resolver with per-host configuration from
+// RegistryConfigDir (hosts.toml files) and the request's credentials.
+func (s *service) resolver(ctx context.Context, auth *runtimeapi.AuthConfig) remotes.Resolver {
+	opts := config.HostOptions{Credentials: credentialsFor(auth)}
+	if s.cfg.RegistryConfigDir != "" {
+		opts.HostDir = config.HostDirFromRoot(s.cfg.RegistryConfigDir)
+	}
+	return docker.NewResolver(docker.ResolverOptions{Hosts: config.ConfigureHosts(ctx, opts)})
+}
+
+// credentialsFor returns the CRI auth for the registry it names (or for every host
+// when it names none).
+func credentialsFor(auth *runtimeapi.AuthConfig) func(string) (string, string, error) {
+	return func(host string) (string, string, error) {
+		if auth == nil {
+			return "", "", nil
+		}
+		if addr := auth.GetServerAddress(); addr != "" && registryHost(addr) != host {
+			return "", "", nil
+		}
+		switch {
+		case auth.GetIdentityToken() != "":
+			return "", auth.GetIdentityToken(), nil
+		case auth.GetUsername() != "":
+			return auth.GetUsername(), auth.GetPassword(), nil
+		case auth.GetAuth() != "":
+			decoded, err := base64.StdEncoding.DecodeString(auth.GetAuth())
+			if err != nil {
+				return "", "", fmt.Errorf("decode auth: %w", err)
+			}
+			user, pass, ok := strings.Cut(string(decoded), ":")
+			if !ok {
+				return "", "", errors.New("auth is not base64(user:password)")
+			}
+			return user, pass, nil
+		}
+		return "", "", nil
+	}
+}
+
+func registryHost(addr string) string {
+	if u, err := url.Parse(addr); err == nil && u.Host != "" {
+		addr = u.Host
+	}
+	if addr == "index.docker.io" || addr == "docker.io" {
+		return "registry-1.docker.io"
+	}
+	return addr
+}
+
+// ImageStatus reports a local image; an unknown image is an empty answer, not an error.
+func (s *service) ImageStatus(ctx context.Context, req *runtimeapi.ImageStatusRequest) (*runtimeapi.ImageStatusResponse, error) {
+	ci, err := s.findImage(s.ns(ctx), req.GetImage().GetImage())
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return &runtimeapi.ImageStatusResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	resp := &runtimeapi.ImageStatusResponse{Image: ci.toCRI()}
+	if req.GetVerbose() {
+		info, _ := json.Marshal(map[string]any{"imageConfig": ci.info.config, "names": ci.names})
+		resp.Info = map[string]string{"info": string(info)}
+	}
+	return resp, nil
+}
+
+// ListImages lists local images, optionally only the one the filter names.
+func (s *service) ListImages(ctx context.Context, req *runtimeapi.ListImagesRequest) (*runtimeapi.ListImagesResponse, error) {
+	ctx = s.ns(ctx)
+	if ref := req.GetFilter().GetImage().GetImage(); ref != "" {
+		ci, err := s.findImage(ctx, ref)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return &runtimeapi.ListImagesResponse{}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return &runtimeapi.ListImagesResponse{Images: []*runtimeapi.Image{ci.toCRI()}}, nil
+	}
+	all, err := s.listImages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &runtimeapi.ListImagesResponse{}
+	for _, ci := range all {
+		resp.Images = append(resp.Images, ci.toCRI())
+	}
+	return resp, nil
+}
+
+// RemoveImage deletes every name of an image. Unknown images are not an error; the
+// pinned pause image is refused because every sandbox needs it.
+func (s *service) RemoveImage(ctx context.Context, req *runtimeapi.RemoveImageRequest) (*runtimeapi.RemoveImageResponse, error) {
+	ctx = s.ns(ctx)
+	ci, err := s.findImage(ctx, req.GetImage().GetImage())
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return &runtimeapi.RemoveImageResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ci.pinned {
+		return nil, fmt.Errorf("image %s (%s) is pinned by the runtime: %w", ci.info.id, strings.Join(ci.names, ", "),
+			errdefs.ErrFailedPrecondition)
+	}
+	is := s.client.ImageService()
+	for i, name := range ci.names {
+		var opts []images.DeleteOpt
+		if i == len(ci.names)-1 {
+			// Let containerd's GC reclaim content and snapshots before we answer.
+			opts = append(opts, images.SynchronousDelete())
+		}
+		if err := is.Delete(ctx, name, opts...); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			return nil, fmt.Errorf("delete image %s: %w", name, err)
+		}
+	}
+	s.images.mu.Lock()
+	delete(s.images.infos, ci.target.Digest)
+	s.images.mu.Unlock()
+	return &runtimeapi.RemoveImageResponse{}, nil
+}
+
+// ImageFsInfo reports the snapshotter's usage.
+func (s *service) ImageFsInfo(ctx context.Context, _ *runtimeapi.ImageFsInfoRequest) (*runtimeapi.ImageFsInfoResponse, error) {
+	ctx = s.ns(ctx)
+	sn := s.client.SnapshotService(s.cfg.Snapshotter)
+	var used, inodes uint64
+	err := sn.Walk(ctx, func(ctx context.Context, info snapshots.Info) error {
+		u, err := sn.Usage(ctx, info.Name)
+		if err != nil {
+			return nil // removed while walking
+		}
+		used += uint64(u.Size)
+		inodes += uint64(u.Inodes)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot usage: %w", err)
+	}
+	fs := &runtimeapi.FilesystemUsage{
+		Timestamp:  time.Now().UnixNano(),
+		FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: s.snapshotterRoot(ctx)},
+		UsedBytes:  &runtimeapi.UInt64Value{Value: used},
+		InodesUsed: &runtimeapi.UInt64Value{Value: inodes},
+	}
+	return &runtimeapi.ImageFsInfoResponse{ImageFilesystems: []*runtimeapi.FilesystemUsage{fs}}, nil
+}
+
+// snapshotterRoot asks containerd where the snapshotter keeps its data.
+func (s *service) snapshotterRoot(ctx context.Context) string {
+	resp, err := s.client.IntrospectionService().Plugins(ctx,
+		fmt.Sprintf("type==io.containerd.snapshotter.v1,id==%s", s.cfg.Snapshotter))
+	if err != nil || len(resp.Plugins) == 0 {
+		return ""
+	}
+	return resp.Plugins[0].Exports["root"]
+}

@@ -1,0 +1,208 @@
+package cri
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+)
+
+// maxLogLine is where a long line is split into partial ("P") records, as
+// containerd's CRI does.
+const maxLogLine = 16 * 1024
+
+// containerLog turns a task's stdout/stderr FIFOs into the CRI log format:
+//
+//	<RFC3339Nano> <stdout|stderr> <F|P> <line>
+//
+// It reads the FIFOs itself (cio.DirectIO) instead of letting cio copy them, so that a
+// server shutting down can let go of the FIFOs without deleting them: the shim keeps
+// them open and the next server re-attaches to the same paths.
+type containerLog struct {
+	tty  bool
+	path string
+
+	mu       sync.Mutex // serializes records from the two streams; guards file
+	file     *os.File   // nil when the kubelet asked for no log
+	released bool       // set once the task is gone or we detached
+	dio      *cio.DirectIO
+	fifoDir  string
+	copiers  sync.WaitGroup
+	detached atomic.Bool
+	closeOne sync.Once
+}
+
+func openContainerLog(path string, tty bool) (*containerLog, error) {
+	l := &containerLog{tty: tty, path: path}
+	if path != "" {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return nil, fmt.Errorf("create log directory: %w", err)
+		}
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return nil, fmt.Errorf("open container log: %w", err)
+		}
+		l.file = f
+	}
+	return l, nil
+}
+
+// creator makes FIFOs under fifoDir for a new task.
+func (l *containerLog) creator(fifoDir string) cio.Creator {
+	return func(id string) (cio.IO, error) {
+		set, err := cio.NewFIFOSetInDir(fifoDir, id, l.tty)
+		if err != nil {
+			return nil, err
+		}
+		return l.start(set.Config)
+	}
+}
+
+// attach reopens the FIFOs of a running task (after a server restart).
+func (l *containerLog) attach() cio.Attach {
+	return func(set *cio.FIFOSet) (cio.IO, error) {
+		if set == nil {
+			return nil, errors.New("task has no IO to attach to")
+		}
+		return l.start(set.Config)
+	}
+}
+
+func (l *containerLog) start(cfg cio.Config) (cio.IO, error) {
+	cfg.Stdin = "" // containers get no stdin from us
+	cfg.Terminal = l.tty
+	if l.tty {
+		cfg.Stderr = ""
+	}
+	l.fifoDir = filepath.Dir(cfg.Stdout)
+	// A nil closer: closing our ends must not remove the FIFOs.
+	dio, err := cio.NewDirectIO(context.Background(), cio.NewFIFOSet(cfg, nil))
+	if err != nil {
+		return nil, err
+	}
+	l.dio = dio
+	l.copiers.Add(1)
+	go l.copy("stdout", dio.Stdout)
+	if dio.Stderr != nil {
+		l.copiers.Add(1)
+		go l.copy("stderr", dio.Stderr)
+	}
+	return dio, nil
+}
+
+func (l *containerLog) copy(stream string, r io.Reader) {
+	defer l.copiers.Done()
+	br := bufio.NewReaderSize(r, maxLogLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		switch {
+		case err == nil:
+			l.write(stream, "F", bytes.TrimSuffix(line[:len(line)-1], []byte{'\r'}))
+			continue
+		case errors.Is(err, bufio.ErrBufferFull):
+			l.write(stream, "P", line)
+			continue
+		case len(line) == 0:
+		case l.detached.Load():
+			// Cut short by a server shutdown; the rest of the line follows after re-attaching.
+			l.write(stream, "P", line)
+		default:
+			// The task exited without a final newline: the line is complete.
+			l.write(stream, "F", line)
+		}
+		return
+	}
+}
+
+func (l *containerLog) write(stream, tag string, line []byte) {
+	rec := make([]byte, 0, len(line)+64)
+	rec = time.Now().AppendFormat(rec, time.RFC3339Nano)
+	rec = append(rec, ' ')
+	rec = append(rec, stream...)
+	rec = append(rec, ' ')
+	rec = append(rec, tag...)
+	rec = append(rec, ' ')
+	rec = append(rec, line...)
+	rec = append(rec, '\n')
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.file != nil {
+		_, _ = l.file.Write(rec)
+	}
+}
+
+// reopen starts a new log file at the same path after the kubelet rotated the old one.
+func (l *containerLog) reopen() error {
+	if l.path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return fmt.Errorf("reopen container log: %w", err)
+	}
+	l.mu.Lock()
+	if l.released {
+		l.mu.Unlock()
+		_ = f.Close()
+		return fmt.Errorf("container output is no longer collected: %w", errdefs.ErrFailedPrecondition)
+	}
+	old := l.file
+	l.file = f
+	l.mu.Unlock()
+	if old != nil {
+		return old.Close()
+	}
+	return nil
+}
+
+// drain waits until both streams reached EOF (every writer closed), at most timeout.
+func (l *containerLog) drain(timeout time.Duration) bool {
+	done := make(chan struct{})
+	go func() { l.copiers.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// close ends logging for an exited task and removes its FIFOs.
+func (l *containerLog) close() {
+	l.closeOne.Do(func() {
+		l.release()
+		if l.fifoDir != "" {
+			_ = os.RemoveAll(l.fifoDir)
+		}
+	})
+}
+
+// detach stops reading while the task keeps running (server shutdown); the FIFOs stay.
+func (l *containerLog) detach() {
+	l.detached.Store(true)
+	l.closeOne.Do(l.release)
+}
+
+func (l *containerLog) release() {
+	if l.dio != nil {
+		_ = l.dio.Close() // unblocks the copiers
+	}
+	l.copiers.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.released = true
+	if l.file != nil {
+		_ = l.file.Close()
+		l.file = nil
+	}
+}

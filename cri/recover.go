@@ -1,0 +1,229 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	apievents "github.com/containerd/containerd/api/events"
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/typeurl/v2"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// recover rebuilds the stores from the containers skiff labelled in containerd,
+// re-attaching to running tasks and recording exits that happened while no server ran.
+func (s *service) recover(ctx context.Context) error {
+	for _, kind := range []string{kindSandbox, kindContainer} {
+		list, err := s.client.Containers(ctx, fmt.Sprintf(`labels."%s"==%s`, labelKind, kind))
+		if err != nil {
+			return fmt.Errorf("list %ss: %w", kind, err)
+		}
+		for _, cc := range list {
+			var err error
+			if kind == kindSandbox {
+				err = s.recoverSandbox(ctx, cc)
+			} else {
+				err = s.recoverContainer(ctx, cc)
+			}
+			if err != nil {
+				// One broken record must not keep the node from serving the rest.
+				klog.FromContext(ctx).Error(err, "Skipping unrecoverable "+kind, "id", cc.ID())
+			}
+		}
+	}
+	klog.FromContext(ctx).Info("Recovered state from containerd",
+		"sandboxes", len(s.store.listSandboxes()), "containers", len(s.store.listContainers()))
+	return nil
+}
+
+// extension decodes one of our JSON extensions of a containerd container.
+func extension(ctx context.Context, cc containerd.Container, name string, v any) error {
+	exts, err := cc.Extensions(ctx)
+	if err != nil {
+		return err
+	}
+	ext, ok := exts[name]
+	if !ok {
+		return fmt.Errorf("extension %s missing: %w", name, errdefs.ErrNotFound)
+	}
+	return json.Unmarshal(ext.GetValue(), v)
+}
+
+func (s *service) recoverSandbox(ctx context.Context, cc containerd.Container) error {
+	var meta sandboxMeta
+	if err := extension(ctx, cc, extMetadata, &meta); err != nil {
+		return err
+	}
+	meta.config = &runtimeapi.PodSandboxConfig{}
+	if err := proto.Unmarshal(meta.Config, meta.config); err != nil {
+		return fmt.Errorf("decode sandbox config: %w", err)
+	}
+	sb := &sandbox{meta: meta, state: runtimeapi.PodSandboxState_SANDBOX_NOTREADY}
+	task, err := cc.Task(ctx, nil)
+	switch {
+	case errdefs.IsNotFound(err):
+	case err != nil:
+		return fmt.Errorf("load pause task: %w", err)
+	default:
+		st, err := task.Status(ctx)
+		if err != nil {
+			return fmt.Errorf("pause task status: %w", err)
+		}
+		if st.Status == containerd.Running {
+			exitCh, err := task.Wait(s.ns(s.lifetime))
+			if err != nil {
+				return fmt.Errorf("wait pause task: %w", err)
+			}
+			sb.state = runtimeapi.PodSandboxState_SANDBOX_READY
+			sb.exited = make(chan struct{})
+			s.watchSandbox(sb, task, exitCh)
+		} else if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete stopped pause task: %w", err)
+		}
+	}
+	s.store.addSandbox(sb)
+	return nil
+}
+
+func (s *service) recoverContainer(ctx context.Context, cc containerd.Container) error {
+	var meta containerMeta
+	if err := extension(ctx, cc, extMetadata, &meta); err != nil {
+		return err
+	}
+	meta.config = &runtimeapi.ContainerConfig{}
+	if err := proto.Unmarshal(meta.Config, meta.config); err != nil {
+		return fmt.Errorf("decode container config: %w", err)
+	}
+	c := &container{meta: meta}
+	if err := extension(ctx, cc, extStatus, &c.status); err != nil {
+		return err
+	}
+	switch c.status.State {
+	case runtimeapi.ContainerState_CONTAINER_CREATED:
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		c.exited = closedChan()
+	default: // running, or a start that was cut short
+		if err := s.recoverTask(ctx, cc, c); err != nil {
+			return err
+		}
+	}
+	s.store.addContainer(c)
+	return nil
+}
+
+// recoverTask re-attaches to a running task, or records the exit of a stopped or
+// vanished one.
+func (s *service) recoverTask(ctx context.Context, cc containerd.Container, c *container) error {
+	// Learn where the task's FIFOs are without opening them.
+	var fifoDir string
+	task, err := cc.Task(ctx, func(set *cio.FIFOSet) (cio.IO, error) {
+		if set != nil && set.Stdout != "" {
+			fifoDir = filepath.Dir(set.Stdout)
+		}
+		return cio.NullIO("")
+	})
+	if errdefs.IsNotFound(err) {
+		c.status = containerStatus{State: runtimeapi.ContainerState_CONTAINER_EXITED, StartedAt: c.status.StartedAt,
+			FinishedAt: nowNano(), ExitCode: unknownExitCode, Reason: reasonUnknown,
+			Message: "task disappeared while the CRI server was not running"}
+		c.exited = closedChan()
+		return s.saveStatus(ctx, c)
+	}
+	if err != nil {
+		return fmt.Errorf("load task: %w", err)
+	}
+	st, err := task.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("task status: %w", err)
+	}
+	if st.Status != containerd.Running && st.Status != containerd.Paused {
+		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete stopped task: %w", err)
+		}
+		if fifoDir != "" && filepath.Dir(fifoDir) == s.fifoDir() {
+			_ = os.RemoveAll(fifoDir)
+		}
+		c.exited = make(chan struct{})
+		s.recordExit(ctx, c, st.ExitStatus, st.ExitTime)
+		return nil
+	}
+	logs, err := openContainerLog(c.meta.LogPath, c.meta.config.GetTty())
+	if err != nil {
+		return err
+	}
+	task, err = cc.Task(ctx, logs.attach())
+	if err != nil {
+		logs.close()
+		return fmt.Errorf("attach to task output: %w", err)
+	}
+	exitCh, err := task.Wait(s.ns(s.lifetime))
+	if err != nil {
+		logs.close()
+		return fmt.Errorf("wait task: %w", err)
+	}
+	c.status.State = runtimeapi.ContainerState_CONTAINER_RUNNING
+	c.status.Pid = task.Pid()
+	c.exited = make(chan struct{})
+	c.logs = logs
+	s.watchContainer(c, task, exitCh, logs)
+	return nil
+}
+
+// watchOOMEvents marks containers the kernel OOM-killed, so their exit reads OOMKilled.
+func (s *service) watchOOMEvents(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	for ctx.Err() == nil {
+		ch, errs := s.client.Subscribe(ctx, `topic=="/tasks/oom"`, fmt.Sprintf("namespace==%s", s.cfg.Namespace))
+	recv:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case err := <-errs:
+				if ctx.Err() == nil {
+					logger.Error(err, "OOM event subscription failed; resubscribing")
+				}
+				break recv
+			case env := <-ch:
+				v, err := typeurl.UnmarshalAny(env.Event)
+				if err != nil {
+					continue
+				}
+				if oom, ok := v.(*apievents.TaskOOM); ok {
+					s.markOOM(ctx, oom.ContainerID)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (s *service) markOOM(ctx context.Context, id string) {
+	c, err := s.store.container(id)
+	if err != nil {
+		return // a sandbox, or not ours
+	}
+	c.mu.Lock()
+	c.oomKilled = true
+	// The exit may have been recorded before the event arrived.
+	late := c.status.State == runtimeapi.ContainerState_CONTAINER_EXITED && c.status.ExitCode != 0
+	if late {
+		c.status.Reason = reasonOOMKilled
+	}
+	c.mu.Unlock()
+	if late {
+		_ = s.saveStatus(ctx, c)
+	}
+	klog.FromContext(ctx).V(2).Info("Container hit its memory limit", "containerID", id)
+}

@@ -1,0 +1,244 @@
+package cri
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// sandbox is the in-memory view of a pod sandbox; its metadata is persisted as a
+// containerd container extension on the pause container.
+type sandbox struct {
+	meta sandboxMeta
+
+	mu    sync.Mutex
+	state runtimeapi.PodSandboxState
+	// exited is closed when the pause task has exited (nil until a task runs).
+	exited chan struct{}
+}
+
+// sandboxMeta is what survives a server restart (JSON in the extension).
+type sandboxMeta struct {
+	ID          string
+	Name        string // the unique name key derived from the CRI metadata
+	Config      []byte // proto-encoded runtimeapi.PodSandboxConfig
+	NetnsPath   string // empty with host networking
+	IPs         []string
+	CgroupsPath string
+	CreatedAt   int64 // unix nanoseconds
+
+	config *runtimeapi.PodSandboxConfig // decoded Config, not persisted
+}
+
+func (s *sandbox) State() runtimeapi.PodSandboxState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+
+func (s *sandbox) setState(st runtimeapi.PodSandboxState) {
+	s.mu.Lock()
+	s.state = st
+	s.mu.Unlock()
+}
+
+// container is the in-memory view of a CRI container.
+type container struct {
+	meta containerMeta
+
+	mu     sync.Mutex
+	status containerStatus
+	// exited is closed when the task's exit has been recorded (nil until started).
+	exited chan struct{}
+	// oomKilled is set by the OOM event watcher before or after the exit.
+	oomKilled bool
+	// logs is the output of the running task, nil otherwise.
+	logs *containerLog
+}
+
+// containerMeta is fixed at creation and persisted as an extension.
+type containerMeta struct {
+	ID         string
+	Name       string
+	SandboxID  string
+	Config     []byte // proto-encoded runtimeapi.ContainerConfig
+	ImageRef   string // the resolved image name in containerd
+	ImageID    string // config digest
+	LogPath    string // absolute, empty when the kubelet asks for none
+	StopSignal string
+	CreatedAt  int64
+
+	config *runtimeapi.ContainerConfig
+}
+
+// containerStatus changes over the container's life and is persisted as a second
+// extension on each transition.
+type containerStatus struct {
+	State      runtimeapi.ContainerState
+	Pid        uint32
+	StartedAt  int64
+	FinishedAt int64
+	ExitCode   int32
+	Reason     string
+	Message    string
+}
+
+func (c *container) Status() containerStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status
+}
+
+// store indexes sandboxes and containers by ID and reserves their names.
+type store struct {
+	mu         sync.RWMutex
+	sandboxes  map[string]*sandbox
+	containers map[string]*container
+	names      map[string]string // name key -> ID, for both kinds
+}
+
+func newStore() *store {
+	return &store{
+		sandboxes:  map[string]*sandbox{},
+		containers: map[string]*container{},
+		names:      map[string]string{},
+	}
+}
+
+// reserveName claims a name for id, failing with AlreadyExists if another ID holds it.
+func (s *store) reserveName(name, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if owner, ok := s.names[name]; ok && owner != id {
+		return fmt.Errorf("name %q is reserved for %q: %w", name, owner, errdefs.ErrAlreadyExists)
+	}
+	s.names[name] = id
+	return nil
+}
+
+func (s *store) releaseName(name, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.names[name] == id {
+		delete(s.names, name)
+	}
+}
+
+func (s *store) addSandbox(sb *sandbox) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sandboxes[sb.meta.ID] = sb
+	s.names[sb.meta.Name] = sb.meta.ID
+}
+
+func (s *store) addContainer(c *container) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.containers[c.meta.ID] = c
+	s.names[c.meta.Name] = c.meta.ID
+}
+
+func (s *store) deleteSandbox(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sb, ok := s.sandboxes[id]; ok {
+		delete(s.sandboxes, id)
+		if s.names[sb.meta.Name] == id {
+			delete(s.names, sb.meta.Name)
+		}
+	}
+}
+
+func (s *store) deleteContainer(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.containers[id]; ok {
+		delete(s.containers, id)
+		if s.names[c.meta.Name] == id {
+			delete(s.names, c.meta.Name)
+		}
+	}
+}
+
+// sandbox finds a sandbox by full ID or unique ID prefix, as crictl users type them.
+func (s *store) sandbox(id string) (*sandbox, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	full, err := resolveID(id, s.sandboxes)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %q: %w", id, err)
+	}
+	return s.sandboxes[full], nil
+}
+
+func (s *store) container(id string) (*container, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	full, err := resolveID(id, s.containers)
+	if err != nil {
+		return nil, fmt.Errorf("container %q: %w", id, err)
+	}
+	return s.containers[full], nil
+}
+
+func resolveID[T any](id string, m map[string]T) (string, error) {
+	if id == "" {
+		return "", fmt.Errorf("empty ID: %w", errdefs.ErrInvalidArgument)
+	}
+	if _, ok := m[id]; ok {
+		return id, nil
+	}
+	var found string
+	for full := range m {
+		if strings.HasPrefix(full, id) {
+			if found != "" {
+				return "", fmt.Errorf("ambiguous ID prefix: %w", errdefs.ErrInvalidArgument)
+			}
+			found = full
+		}
+	}
+	if found == "" {
+		return "", errdefs.ErrNotFound
+	}
+	return found, nil
+}
+
+func (s *store) listSandboxes() []*sandbox {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*sandbox, 0, len(s.sandboxes))
+	for _, sb := range s.sandboxes {
+		out = append(out, sb)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].meta.CreatedAt < out[j].meta.CreatedAt })
+	return out
+}
+
+func (s *store) listContainers() []*container {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*container, 0, len(s.containers))
+	for _, c := range s.containers {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].meta.CreatedAt < out[j].meta.CreatedAt })
+	return out
+}
+
+// containersOf returns the containers of one sandbox.
+func (s *store) containersOf(sandboxID string) []*container {
+	var out []*container
+	for _, c := range s.listContainers() {
+		if c.meta.SandboxID == sandboxID {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func nowNano() int64 { return time.Now().UnixNano() }

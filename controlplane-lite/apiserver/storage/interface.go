@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -28,6 +29,9 @@ type Resource struct {
 	// AttrFunc returns the labels and the selectable fields of an object. The fields always
 	// include metadata.name and metadata.namespace; pods add spec.nodeName, status.phase, ...
 	AttrFunc func(obj runtime.Object) (labels.Set, fields.Set, error)
+	// TTL, when set, makes etcd delete an object about this long after its last write
+	// (kube-apiserver keeps Events for --event-ttl, 1h). Zero keeps objects until deleted.
+	TTL time.Duration
 }
 
 // ListOptions carries the parts of metav1.ListOptions a Store acts on, already parsed.
@@ -43,7 +47,9 @@ type ListOptions struct {
 }
 
 // UpdateFunc receives a private copy of the current object and returns the object to store.
-// Returning an error aborts the update and the error is returned unchanged.
+// Returning an error aborts the update and the error is returned unchanged. The Store takes
+// the returned object over (it sets its resourceVersion and TypeMeta); it may be called
+// more than once when another writer races the update.
 type UpdateFunc func(current runtime.Object) (runtime.Object, error)
 
 // Store is the storage of one resource on etcd, with a watch cache in front of it.
@@ -69,7 +75,9 @@ type Store interface {
 	Delete(ctx context.Context, namespace, name string, preconditions *metav1.Preconditions) (runtime.Object, error)
 	// Watch streams changes after opts.ResourceVersion from the watch cache, filtered by
 	// namespace and selectors ("" or "0" start with synthetic ADDED events of the current
-	// state; a RV older than the cache's window fails with Gone (410)). Bookmarks are sent
-	// when opts.AllowWatchBookmarks is set.
+	// state; a RV older than the cache's window gets, like kube-apiserver, a watch whose
+	// only event is an ERROR carrying the 410 Gone Status). Bookmarks are sent when
+	// opts.AllowWatchBookmarks is set. Event objects are shared between watchers: copy
+	// before modifying.
 	Watch(ctx context.Context, namespace string, opts ListOptions) (watch.Interface, error)
 }

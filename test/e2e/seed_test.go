@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -109,21 +108,18 @@ func deref[T any](p *T) any {
 	return *p
 }
 
-// postResponseBody finds the body kubectl -v 10 logged for the POST's response.
+// postResponseBody finds the body kubectl -v 10 logged for the POST's response. klog
+// prints a long value on its own lines: `"Response Body" body=<`, the JSON, ` >`.
 func postResponseBody(t *testing.T, log string) appsv1.ReplicaSet {
 	t.Helper()
 	afterPost := log[strings.Index(log, "POST https://"):]
-	match := regexp.MustCompile(`"Response Body" body="((?:[^"\\]|\\.)*)"`).FindStringSubmatch(afterPost)
+	match := regexp.MustCompile(`"Response Body" body=<\n\s*(\{.*\})\n`).FindStringSubmatch(afterPost)
 	if match == nil {
 		t.Fatalf("no response body after the POST in the kubectl log")
 	}
-	body, err := strconv.Unquote(`"` + match[1] + `"`)
-	if err != nil {
-		t.Fatalf("unquoting the response body: %v", err)
-	}
 	var rs appsv1.ReplicaSet
-	if err := json.Unmarshal([]byte(body), &rs); err != nil {
-		t.Fatalf("decoding the response body %q: %v", body, err)
+	if err := json.Unmarshal([]byte(match[1]), &rs); err != nil {
+		t.Fatalf("decoding the response body %q: %v", match[1], err)
 	}
 	return rs
 }

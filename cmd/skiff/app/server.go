@@ -181,16 +181,20 @@ func (cp *controlPlane) waitReady(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	var lastErr error
 	for {
-		_, lastErr = client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		_, lastErr = client.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(waitCtx)
 		if lastErr == nil {
 			return nil
 		}
 		select {
-		case <-ctx.Done():
+		case <-waitCtx.Done():
+			if cause := context.Cause(ctx); cause != nil {
+				// The apiserver (or etcd) stopped; its error says why.
+				return cause
+			}
 			return fmt.Errorf("apiserver at %s did not become ready: %w", cp.server, lastErr)
 		case <-time.After(50 * time.Millisecond):
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -19,26 +20,15 @@ import (
 )
 
 func newResetCommand() *cobra.Command {
-	o := newOptions()
-	cmd := &cobra.Command{
-		Use:   "reset",
-		Short: "Remove every pod, network and file a skiff node created under --data-dir and --run-dir",
-		Long: "reset stops and removes every pod sandbox of skiff's containerd namespace (through the\n" +
-			"CRI server, so CNI releases the IPs), stops the child containerd, deletes the pod bridge\n" +
-			"and its iptables rules, unmounts what is left under the data and run dirs and removes them.",
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.complete(); err != nil {
-				return err
-			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			return runReset(ctx, o)
-		},
-	}
-	o.addCommonFlags(cmd.Flags())
-	o.addRuntimeFlags(cmd.Flags())
-	cmd.Flags().StringVar(&o.PodCIDR, "pod-cidr", o.PodCIDR, "pod IP range of the node being reset")
+	cmd := newSubcommand("reset",
+		"Remove every pod, network and file a skiff node created under --data-dir and --run-dir",
+		func(o *Options, fs *pflag.FlagSet) {
+			o.addRuntimeFlags(fs)
+			fs.StringVar(&o.PodCIDR, "pod-cidr", o.PodCIDR, "pod IP range of the node being reset")
+		}, runReset)
+	cmd.Long = "reset stops and removes every pod sandbox of skiff's containerd namespace (through the\n" +
+		"CRI server, so CNI releases the IPs), stops the child containerd, deletes the pod bridge\n" +
+		"and its iptables rules, unmounts what is left under the data and run dirs and removes them."
 	return cmd
 }
 

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 )
 
@@ -44,11 +45,13 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return klog.NewContext(ctx, klog.Background()), cancel
 }
 
-func newUpCommand() *cobra.Command {
+// newSubcommand builds a subcommand that registers its flags on fresh Options, completes
+// them, and runs with a context cancelled by SIGINT/SIGTERM.
+func newSubcommand(use, short string, addFlags func(*Options, *pflag.FlagSet), run func(context.Context, *Options) error) *cobra.Command {
 	o := newOptions()
 	cmd := &cobra.Command{
-		Use:   "up",
-		Short: "Run everything for a single node in one process: etcd, apiserver, controllers, scheduler, agent and CRI server",
+		Use:   use,
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := o.complete(); err != nil {
@@ -56,75 +59,47 @@ func newUpCommand() *cobra.Command {
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			return runUp(ctx, o)
+			return run(ctx, o)
 		},
 	}
 	o.addCommonFlags(cmd.Flags())
-	o.addServerFlags(cmd.Flags())
-	o.addAgentFlags(cmd.Flags(), false)
-	o.addRuntimeFlags(cmd.Flags())
+	addFlags(o, cmd.Flags())
 	return cmd
+}
+
+func newUpCommand() *cobra.Command {
+	return newSubcommand("up",
+		"Run everything for a single node in one process: etcd, apiserver, controllers, scheduler, agent and CRI server",
+		func(o *Options, fs *pflag.FlagSet) {
+			o.addServerFlags(fs)
+			o.addAgentFlags(fs, false)
+			o.addRuntimeFlags(fs)
+		}, runUp)
 }
 
 func newServerCommand() *cobra.Command {
-	o := newOptions()
-	cmd := &cobra.Command{
-		Use:   "server",
-		Short: "Run the control plane: etcd (embedded unless --etcd-servers), apiserver, controllers and scheduler",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.complete(); err != nil {
-				return err
-			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			return runServer(ctx, o)
-		},
-	}
-	o.addCommonFlags(cmd.Flags())
-	o.addServerFlags(cmd.Flags())
-	cmd.Flags().BoolVar(&o.DisableControllers, "disable-controllers", false, "run the apiserver without controllers and scheduler")
-	return cmd
+	return newSubcommand("server",
+		"Run the control plane: etcd (embedded unless --etcd-servers), apiserver, controllers and scheduler",
+		func(o *Options, fs *pflag.FlagSet) {
+			o.addServerFlags(fs)
+			fs.BoolVar(&o.DisableControllers, "disable-controllers", false, "run the apiserver without controllers and scheduler")
+		}, runServer)
 }
 
 func newAgentCommand() *cobra.Command {
-	o := newOptions()
-	cmd := &cobra.Command{
-		Use:   "agent",
-		Short: "Run the node agent and, unless --container-runtime-endpoint is given, skiff's CRI server",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.complete(); err != nil {
-				return err
-			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			return runAgent(ctx, o)
-		},
-	}
-	o.addCommonFlags(cmd.Flags())
-	o.addAgentFlags(cmd.Flags(), true)
-	o.addRuntimeFlags(cmd.Flags())
-	return cmd
+	return newSubcommand("agent",
+		"Run the node agent and, unless --container-runtime-endpoint is given, skiff's CRI server",
+		func(o *Options, fs *pflag.FlagSet) {
+			o.addAgentFlags(fs, true)
+			o.addRuntimeFlags(fs)
+		}, runAgent)
 }
 
 func newCRICommand() *cobra.Command {
-	o := newOptions()
-	cmd := &cobra.Command{
-		Use:   "cri",
-		Short: "Run skiff's CRI server alone (for crictl, critest or another kubelet)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.complete(); err != nil {
-				return err
-			}
-			ctx, cancel := signalContext()
-			defer cancel()
-			return runCRI(ctx, o)
-		},
-	}
-	o.addCommonFlags(cmd.Flags())
-	o.addRuntimeFlags(cmd.Flags())
-	cmd.Flags().StringVar(&o.PodCIDR, "pod-cidr", "", "pod IP range for the generated CNI config (else set by the kubelet through UpdateRuntimeConfig)")
-	return cmd
+	return newSubcommand("cri",
+		"Run skiff's CRI server alone (for crictl, critest or another kubelet)",
+		func(o *Options, fs *pflag.FlagSet) {
+			o.addRuntimeFlags(fs)
+			fs.StringVar(&o.PodCIDR, "pod-cidr", "", "pod IP range for the generated CNI config (else set by the kubelet through UpdateRuntimeConfig)")
+		}, runCRI)
 }

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -80,18 +81,24 @@ func startControlPlane(ctx context.Context, g *errgroup.Group, o *Options) (*con
 	if err != nil {
 		return nil, fmt.Errorf("openapi documents: %w", err)
 	}
+	// Server-side apply and managedFields need the schemas as a structured-merge type set.
+	typeConverter, err := managedfields.NewTypeConverter(openAPI.Schemas(), false)
+	if err != nil {
+		return nil, fmt.Errorf("server-side apply type converter: %w", err)
+	}
 	if err := apiserver.EnsureDefaultNamespaces(ctx, stores[schema.GroupResource{Resource: "namespaces"}]); err != nil {
 		return nil, fmt.Errorf("default namespaces: %w", err)
 	}
 	srv, err := apiserver.New(apiserver.Config{
-		BindAddress:  o.BindAddress,
-		Port:         o.APIServerPort,
-		TLSCertFile:  certFile,
-		TLSKeyFile:   keyFile,
-		ClientCAFile: ca.CertFile(),
-		Definitions:  defs,
-		Stores:       stores,
-		OpenAPI:      openAPI,
+		BindAddress:   o.BindAddress,
+		Port:          o.APIServerPort,
+		TLSCertFile:   certFile,
+		TLSKeyFile:    keyFile,
+		ClientCAFile:  ca.CertFile(),
+		Definitions:   defs,
+		Stores:        stores,
+		OpenAPI:       openAPI,
+		TypeConverter: typeConverter,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("apiserver: %w", err)

@@ -1,0 +1,77 @@
+package agent
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// testCA issues a client certificate the way the apiserver's kubelet client would hold one.
+func testCA(t *testing.T) (caFile string, client tls.Certificate) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver-kubelet-client"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return caFile, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func TestKubeletServerAuthenticatesClients(t *testing.T) {
+	env := newTestEnv(t, nil)
+	caFile, clientCert := testCA(t)
+	env.agent.cfg.ClientCAFile = caFile
+	env.start()
+	base := fmt.Sprintf("https://127.0.0.1:%d", env.agent.cfg.KubeletPort)
+	get := func(certs []tls.Certificate, path string) int {
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+			// The server's certificate is self-signed, as the apiserver's kubelet client
+			// sees it without --kubelet-certificate-authority.
+			TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: certs},
+		}}
+		resp, err := c.Get(base + path)
+		if err != nil {
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	env.eventually("kubelet API up", func() bool { return get(nil, "/healthz") == http.StatusOK })
+	if code := get(nil, "/containerLogs/default/web/nginx"); code != http.StatusForbidden {
+		t.Errorf("anonymous logs request: %d, want 403", code)
+	}
+	if code := get([]tls.Certificate{clientCert}, "/containerLogs/default/web/nginx"); code != http.StatusNotFound {
+		t.Errorf("authenticated logs request for an unknown pod: %d, want 404", code)
+	}
+}

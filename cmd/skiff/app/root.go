@@ -25,7 +25,7 @@ func NewRootCommand() *cobra.Command {
 	root.PersistentFlags().AddGoFlag(klogFlags.Lookup("v"))
 	root.PersistentFlags().AddGoFlag(klogFlags.Lookup("vmodule"))
 
-	root.AddCommand(newUpCommand(), newServerCommand(), newAgentCommand(), newCRICommand(), newResetCommand())
+	root.AddCommand(newUpCommand(), newServerCommand(), newAgentCommand(), newCRICommand(), newResetCommand(), newKubeconfigCommand())
 	return root
 }
 

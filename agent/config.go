@@ -45,7 +45,8 @@ type Config struct {
 	// PodLogsDir is where the CRI log directories go (kubelet's /var/log/pods).
 	// Default: <RootDir>/pod-logs.
 	PodLogsDir string
-	// KubeletPort is published in status.daemonEndpoints. Default DefaultKubeletPort.
+	// KubeletPort is where the kubelet API listens (all addresses), published in
+	// status.daemonEndpoints. Default DefaultKubeletPort.
 	KubeletPort int
 	// LeaseDurationSeconds of the node Lease; it is renewed every quarter of it. Default 40.
 	LeaseDurationSeconds int32

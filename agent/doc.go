@@ -22,8 +22,11 @@
 //   - pleg.go: relists the runtime every second and wakes the workers of changed pods.
 //   - pod_workers.go: a goroutine per pod UID with a newest-update-wins mailbox, in the
 //     states syncing → terminating → terminated.
+//   - admission.go: a pod whose requests do not fit fails with OutOfcpu/OutOfmemory/OutOfpods.
 //   - pod_actions.go, sync.go, container_start.go: computePodActions, then sandbox, image
-//     pull, create and start, with kubelet's restart back-off and init containers.
+//     pull, create and start, with kubelet's restart back-off and init containers;
+//     sandbox_config.go, container_config.go, env.go, volumes.go (emptyDir, hostPath),
+//     etc_hosts.go and pod_cgroups.go build what CRI is given.
 //   - pod_status.go, status_manager.go: the pod status, written only when it changed.
 //   - terminate.go: stop with the grace period, remove, and the final grace-0 delete.
 //   - prober.go: liveness, readiness and startup probes (exec, httpGet, tcpSocket).

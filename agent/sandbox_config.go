@@ -163,6 +163,12 @@ func (a *Agent) dnsConfig(pod *v1.Pod) (*runtimeapi.DNSConfig, error) {
 	return cfg, nil
 }
 
+// usesClusterDNS: the pod asked for cluster DNS, which this agent does not have yet.
+func usesClusterDNS(pod *v1.Pod) bool {
+	p := pod.Spec.DNSPolicy
+	return p == v1.DNSClusterFirstWithHostNet || (p == v1.DNSClusterFirst || p == "") && !pod.Spec.HostNetwork
+}
+
 // parseResolvConf reads nameservers, search domains and options from a resolv.conf.
 // A missing file means no DNS settings, as for kubelet.
 func parseResolvConf(path string) (*runtimeapi.DNSConfig, error) {

@@ -215,6 +215,11 @@ func (a *Agent) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32) 
 		return "", fmt.Errorf("create sandbox: %w", err)
 	}
 	klog.FromContext(ctx).V(2).Info("Created pod sandbox", "pod", klog.KObj(pod), "sandbox", id, "attempt", attempt)
+	if usesClusterDNS(pod) {
+		a.recorder.Eventf(podRef(pod), v1.EventTypeWarning, "MissingClusterDNS",
+			"pod: %q. kubelet does not have ClusterDNS IP configured and cannot create Pod using %q policy. Falling back to %q policy.",
+			podDesc(pod), pod.Spec.DNSPolicy, v1.DNSDefault)
+	}
 	return id, nil
 }
 

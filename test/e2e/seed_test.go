@@ -39,6 +39,7 @@ func TestSeed(t *testing.T) {
 		for _, pod := range pods {
 			curlNginx(t, pod.Status.PodIP)
 		}
+		checkLogs(t, n, pods[0].Name)
 	})
 	t.Run("etcd holds protobuf", func(t *testing.T) { checkEtcdEnvelope(t, n) })
 	t.Run("invalid input is rejected naming the field", func(t *testing.T) { checkInvalid(t, n) })
@@ -180,6 +181,22 @@ func curlNginx(t *testing.T, ip string) {
 	if err != nil || !bytes.Contains(out, []byte("Welcome to nginx")) {
 		t.Errorf("curl http://%s/: %v\n%s", ip, err, out)
 	}
+}
+
+// checkLogs reads nginx's access log line for the curl through `kubectl logs`, which the
+// apiserver proxies to the agent's kubelet API.
+func checkLogs(t *testing.T, n *node, pod string) {
+	t.Helper()
+	var out, errOut string
+	var err error
+	for range 20 {
+		out, errOut, err = n.kubectlQuiet("logs", pod)
+		if err == nil && strings.Contains(out, `"GET / HTTP/1.1" 200`) {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Errorf("kubectl logs %s: %v\nstdout: %s\nstderr: %s", pod, err, out, errOut)
 }
 
 func checkEtcdEnvelope(t *testing.T, n *node) {

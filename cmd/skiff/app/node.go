@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -39,10 +40,45 @@ func runAgent(ctx context.Context, o *Options) error {
 			return err
 		}
 	}
-	if err := startAgent(ctx, g, o, o.Kubeconfig, endpoint); err != nil {
+	clientCA, err := writeClusterCA(o.Kubeconfig, o.agentClientCAFile())
+	if err != nil {
+		return err
+	}
+	// Without a serving certificate from the cluster CA the agent makes a self-signed one;
+	// the apiserver does not verify kubelet serving certificates unless told to.
+	if err := startAgent(ctx, g, o, o.Kubeconfig, endpoint, agentTLS{clientCAFile: clientCA}); err != nil {
 		return err
 	}
 	return g.Wait()
+}
+
+// agentTLS is the kubelet API's TLS identity and the CA its callers' certificates chain to.
+type agentTLS struct {
+	servingCertFile, servingKeyFile, clientCAFile string
+}
+
+// writeClusterCA copies the cluster CA out of a kubeconfig, so that the kubelet API trusts
+// the apiserver's client certificate, which that CA issued.
+func writeClusterCA(kubeconfig, path string) (string, error) {
+	cfg, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		return "", fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
+	}
+	kubeContext, ok := cfg.Contexts[cfg.CurrentContext]
+	if !ok {
+		return "", fmt.Errorf("kubeconfig %s: no current context", kubeconfig)
+	}
+	cluster, ok := cfg.Clusters[kubeContext.Cluster]
+	if !ok || len(cluster.CertificateAuthorityData) == 0 {
+		return "", fmt.Errorf("kubeconfig %s: the current cluster has no certificate-authority-data", kubeconfig)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, cluster.CertificateAuthorityData, 0o644); err != nil {
+		return "", fmt.Errorf("writing the cluster CA: %w", err)
+	}
+	return path, nil
 }
 
 // startRuntime starts containerd (unless --containerd names one), the pod network and the CRI
@@ -134,7 +170,7 @@ func waitForSocket(ctx context.Context, path string, ready chan<- struct{}) {
 }
 
 // startAgent connects to the CRI endpoint and the apiserver and runs the agent in g.
-func startAgent(ctx context.Context, g *errgroup.Group, o *Options, kubeconfig, endpoint string) error {
+func startAgent(ctx context.Context, g *errgroup.Group, o *Options, kubeconfig, endpoint string, tls agentTLS) error {
 	runtimeService, err := dialRuntime(ctx, endpoint)
 	if err != nil {
 		return err
@@ -154,14 +190,18 @@ func startAgent(ctx context.Context, g *errgroup.Group, o *Options, kubeconfig, 
 		return fmt.Errorf("apiserver client: %w", err)
 	}
 	a, err := agent.New(agent.Config{
-		NodeName:    o.NodeName,
-		Client:      client,
-		Runtime:     runtimeService,
-		Images:      imageService,
-		PodCIDR:     o.PodCIDR,
-		NodeIP:      o.NodeIP,
-		PodLogsDir:  o.podLogsDir(),
-		KubeletPort: o.KubeletPort,
+		NodeName:        o.NodeName,
+		Client:          client,
+		Runtime:         runtimeService,
+		Images:          imageService,
+		PodCIDR:         o.PodCIDR,
+		NodeIP:          o.NodeIP,
+		RootDir:         o.agentRootDir(),
+		PodLogsDir:      o.podLogsDir(),
+		KubeletPort:     o.KubeletPort,
+		ServingCertFile: tls.servingCertFile,
+		ServingKeyFile:  tls.servingKeyFile,
+		ClientCAFile:    tls.clientCAFile,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)

@@ -159,4 +159,6 @@ func (o *Options) containerdState() string { return filepath.Join(o.RunDir, "con
 func (o *Options) containerdSocket() string {
 	return filepath.Join(o.RunDir, "containerd", "containerd.sock")
 }
-func (o *Options) nodeKubeconfig() string { return filepath.Join(o.DataDir, "agent", "kubeconfig") }
+func (o *Options) agentRootDir() string      { return filepath.Join(o.DataDir, "agent") }
+func (o *Options) nodeKubeconfig() string    { return filepath.Join(o.agentRootDir(), "kubeconfig") }
+func (o *Options) agentClientCAFile() string { return filepath.Join(o.agentRootDir(), "client-ca.crt") }

@@ -89,6 +89,11 @@ func startControlPlane(ctx context.Context, g *errgroup.Group, o *Options) (*con
 	if err := apiserver.EnsureDefaultNamespaces(ctx, stores[schema.GroupResource{Resource: "namespaces"}]); err != nil {
 		return nil, fmt.Errorf("default namespaces: %w", err)
 	}
+	// The apiserver proxies pods/log, exec, attach and port-forward to kubelets with this.
+	kubeletClientCert, kubeletClientKey, err := ca.EnsureClientCert("apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"})
+	if err != nil {
+		return nil, fmt.Errorf("apiserver kubelet client certificate: %w", err)
+	}
 	srv, err := apiserver.New(apiserver.Config{
 		BindAddress:   o.BindAddress,
 		Port:          o.APIServerPort,
@@ -99,6 +104,9 @@ func startControlPlane(ctx context.Context, g *errgroup.Group, o *Options) (*con
 		Stores:        stores,
 		OpenAPI:       openAPI,
 		TypeConverter: typeConverter,
+
+		KubeletClientCertFile: kubeletClientCert,
+		KubeletClientKeyFile:  kubeletClientKey,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("apiserver: %w", err)

@@ -30,8 +30,26 @@ func runUp(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	if err := startAgent(ctx, g, o, o.nodeKubeconfig(), endpoint); err != nil {
+	tls, err := upAgentTLS(cp, o)
+	if err != nil {
+		return err
+	}
+	if err := startAgent(ctx, g, o, o.nodeKubeconfig(), endpoint, tls); err != nil {
 		return err
 	}
 	return g.Wait()
+}
+
+// upAgentTLS gives the in-process agent's kubelet API a serving certificate from the cluster
+// CA and trusts that CA for callers (the apiserver proxying logs, exec and port-forward).
+func upAgentTLS(cp *controlPlane, o *Options) (agentTLS, error) {
+	hosts := append([]string{o.NodeName}, servingHosts()...)
+	if o.NodeIP != "" {
+		hosts = append(hosts, o.NodeIP)
+	}
+	certFile, keyFile, err := cp.ca.EnsureServingCert("kubelet-"+o.NodeName, hosts)
+	if err != nil {
+		return agentTLS{}, fmt.Errorf("kubelet serving certificate: %w", err)
+	}
+	return agentTLS{servingCertFile: certFile, servingKeyFile: keyFile, clientCAFile: cp.ca.CertFile()}, nil
 }

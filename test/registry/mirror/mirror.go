@@ -87,7 +87,11 @@ func (m *Mirror) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := m.srv.Shutdown(ctx); err != nil {
-			m.closeErr = fmt.Errorf("stop registry mirror: %w", err)
+			// Clients that keep connections open (containerd's resolver does) must not
+			// keep the mirror alive: close them.
+			if closeErr := m.srv.Close(); closeErr != nil {
+				m.closeErr = fmt.Errorf("stop registry mirror: %w", errors.Join(err, closeErr))
+			}
 		}
 	})
 	return m.closeErr
@@ -206,7 +210,11 @@ func (m *Mirror) push(ctx context.Context, upstream, path, dir string) error {
 	if err != nil {
 		return fmt.Errorf("image %q: layout %s: %w", upstream, dir, err)
 	}
-	opts := []remote.Option{remote.WithContext(ctx)}
+	// A transport of its own whose connections are closed after the push: a pooled
+	// connection left open to our own server would hold Close's Shutdown until it times out.
+	transport := remote.DefaultTransport.(*http.Transport).Clone()
+	defer transport.CloseIdleConnections()
+	opts := []remote.Option{remote.WithContext(ctx), remote.WithTransport(transport)}
 	if desc.MediaType.IsIndex() {
 		child, err := idx.ImageIndex(desc.Digest)
 		if err == nil {

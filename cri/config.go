@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 
 	"github.com/skiff-sh/skiff/network"
@@ -30,6 +31,9 @@ const (
 	DefaultNamespace   = "skiff"
 	DefaultPauseImage  = "registry.k8s.io/pause:3.10"
 	DefaultSnapshotter = "overlayfs"
+	// DefaultStreamAddress keeps the streaming server on loopback: the kubelet (or
+	// crictl) on the same host proxies exec/attach/port-forward to it.
+	DefaultStreamAddress = "127.0.0.1:0"
 )
 
 // Config configures a Server.
@@ -55,6 +59,10 @@ type Config struct {
 	// CgroupParent is used for sandboxes whose config names no cgroup parent.
 	// Empty means "/<Namespace>".
 	CgroupParent string
+	// StreamAddress is the host:port the exec/attach/port-forward streaming server
+	// listens on; port 0 picks a free port. The URLs handed out by Exec, Attach and
+	// PortForward point at it and carry a one-time token.
+	StreamAddress string
 }
 
 func (c *Config) validate() error {
@@ -73,6 +81,12 @@ func (c *Config) validate() error {
 	}
 	if c.CgroupParent == "" {
 		c.CgroupParent = "/" + c.Namespace
+	}
+	if c.StreamAddress == "" {
+		c.StreamAddress = DefaultStreamAddress
+	}
+	if _, _, err := net.SplitHostPort(c.StreamAddress); err != nil {
+		errs = append(errs, fmt.Errorf("StreamAddress %q: %w", c.StreamAddress, err))
 	}
 	for name, dir := range map[string]string{"RootDir": c.RootDir, "StateDir": c.StateDir} {
 		if dir == "" {

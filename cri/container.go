@@ -114,6 +114,7 @@ func (s *service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 		return nil, fmt.Errorf("create container: %w", err)
 	}
 	s.store.addContainer(c)
+	s.containerEvent(c, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
 	klog.FromContext(ctx).V(2).Info("Created container", "containerID", meta.ID, "name", meta.Name)
 	return &runtimeapi.CreateContainerResponse{ContainerId: meta.ID}, nil
 }
@@ -270,6 +271,7 @@ func (s *service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 			c.exited = closedChan()
 			c.mu.Unlock()
 			_ = s.saveStatus(context.WithoutCancel(ctx), c)
+			s.containerEvent(c, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
 		}
 	}()
 	if sb, err := s.store.sandbox(c.meta.SandboxID); err != nil || sb.State() != runtimeapi.PodSandboxState_SANDBOX_READY {
@@ -279,7 +281,7 @@ func (s *service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	if err != nil {
 		return nil, fmt.Errorf("load container: %w", err)
 	}
-	logs, err := openContainerLog(c.meta.LogPath, c.meta.config.GetTty())
+	logs, err := openContainerLog(c.meta.LogPath, c.meta.config.GetTty(), c.meta.config.GetStdin())
 	if err != nil {
 		return nil, err
 	}
@@ -310,6 +312,7 @@ func (s *service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	if err := s.saveStatus(ctx, c); err != nil {
 		klog.FromContext(ctx).Error(err, "Persist container status")
 	}
+	s.containerEvent(c, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
 	return &runtimeapi.StartContainerResponse{}, nil
 }
 
@@ -375,6 +378,8 @@ func (s *service) recordExit(ctx context.Context, c *container, code uint32, at 
 	if err := s.saveStatus(ctx, c); err != nil {
 		klog.FromContext(ctx).Error(err, "Persist container exit")
 	}
+	// Published before waiters wake, so that STOPPED precedes a DELETED they cause.
+	s.containerEvent(c, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
 	close(exited)
 }
 
@@ -483,6 +488,7 @@ func (s *service) removeContainer(ctx context.Context, c *container) error {
 		return fmt.Errorf("delete container %s: %w", c.meta.ID, err)
 	}
 	s.store.deleteContainer(c.meta.ID)
+	s.containerEvent(c, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
 	klog.FromContext(ctx).V(2).Info("Removed container", "containerID", c.meta.ID)
 	return nil
 }
@@ -512,6 +518,17 @@ func (s *service) ContainerStatus(ctx context.Context, req *runtimeapi.Container
 	if err != nil {
 		return nil, err
 	}
+	st := c.Status()
+	resp := &runtimeapi.ContainerStatusResponse{Status: s.containerStatus(ctx, c)}
+	if req.GetVerbose() {
+		info, _ := json.Marshal(map[string]any{"pid": st.Pid, "sandboxID": c.meta.SandboxID, "imageRef": c.meta.ImageRef})
+		resp.Info = map[string]string{"info": string(info)}
+	}
+	return resp, nil
+}
+
+// containerStatus builds the CRI status of a container; ctx must carry our namespace.
+func (s *service) containerStatus(ctx context.Context, c *container) *runtimeapi.ContainerStatus {
 	st := c.Status()
 	cfg := c.meta.config
 	image, imageRef := cfg.GetImage().GetImage(), c.meta.ImageID
@@ -546,12 +563,7 @@ func (s *service) ContainerStatus(ctx context.Context, req *runtimeapi.Container
 		// A start in progress looks created to callers.
 		status.State = runtimeapi.ContainerState_CONTAINER_CREATED
 	}
-	resp := &runtimeapi.ContainerStatusResponse{Status: status}
-	if req.GetVerbose() {
-		info, _ := json.Marshal(map[string]any{"pid": st.Pid, "sandboxID": c.meta.SandboxID, "imageRef": c.meta.ImageRef})
-		resp.Info = map[string]string{"info": string(info)}
-	}
-	return resp, nil
+	return status
 }
 
 // ListContainers lists containers matching the filter.

@@ -5,39 +5,88 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
-// TestIntegrationCrictl drives the server with the stock crictl (go install
-// sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0; set CRICTL to its path if not on PATH).
+// crictl runs the stock crictl against a test env's socket.
+type crictl struct {
+	t      *testing.T
+	bin    string
+	config string
+}
+
+// findCrictl returns the crictl to test with (go install
+// sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0; set CRICTL to its path if not on PATH),
+// or skips the test.
+func findCrictl(t *testing.T) string {
+	t.Helper()
+	if bin := os.Getenv("CRICTL"); bin != "" {
+		return bin
+	}
+	bin, err := exec.LookPath("crictl")
+	if err != nil {
+		t.Skip("crictl not installed (go install sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0, or set CRICTL)")
+	}
+	return bin
+}
+
+// crictl writes a crictl config for the env's socket.
+func (e *testEnv) crictl(bin string) *crictl {
+	configFile := filepath.Join(e.dir, "crictl.yaml")
+	config := "runtime-endpoint: unix://" + e.socket + "\nimage-endpoint: unix://" + e.socket + "\n"
+	if err := os.WriteFile(configFile, []byte(config), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+	return &crictl{t: e.t, bin: bin, config: configFile}
+}
+
+// command builds a crictl command line without running it.
+func (c *crictl) command(args ...string) *exec.Cmd {
+	full := append([]string{"--config", c.config, "--timeout", "20s"}, args...)
+	return exec.Command(c.bin, full...)
+}
+
+// run runs crictl and returns its trimmed stdout, failing the test on error.
+func (c *crictl) run(args ...string) string {
+	c.t.Helper()
+	var stderr strings.Builder
+	cmd := c.command(args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		c.t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// syncBuffer collects a background command's output for polling.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestIntegrationCrictl drives the server with the stock crictl.
 func TestIntegrationCrictl(t *testing.T) {
 	requireIntegration(t)
-	crictl := os.Getenv("CRICTL")
-	if crictl == "" {
-		var err error
-		if crictl, err = exec.LookPath("crictl"); err != nil {
-			t.Skip("crictl not installed (go install sigs.k8s.io/cri-tools/cmd/crictl@v1.37.0, or set CRICTL)")
-		}
-	}
+	bin := findCrictl(t)
 	e := newTestEnv(t)
 	e.startRegistry()
-	configFile := filepath.Join(e.dir, "crictl.yaml")
-	crictlConfig := "runtime-endpoint: unix://" + e.socket + "\nimage-endpoint: unix://" + e.socket + "\n"
-	if err := os.WriteFile(configFile, []byte(crictlConfig), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	run := func(args ...string) string {
-		t.Helper()
-		full := append([]string{"--config", configFile, "--timeout", "20s"}, args...)
-		var stderr strings.Builder
-		cmd := exec.Command(crictl, full...)
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("crictl %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
-		}
-		return strings.TrimSpace(string(out))
-	}
+	c := e.crictl(bin)
+	run := c.run
 	write := func(name, content string) string {
 		t.Helper()
 		p := filepath.Join(e.dir, name)
@@ -86,7 +135,32 @@ func TestIntegrationCrictl(t *testing.T) {
 	if out := run("imagefsinfo"); !strings.Contains(out, "usedBytes") {
 		t.Errorf("crictl imagefsinfo:\n%s", out)
 	}
+	if out := run("statsp", "-o", "json", "--id", pod); !strings.Contains(out, `"name": "ctl"`) || !strings.Contains(out, `"workingSetBytes"`) {
+		t.Errorf("crictl statsp:\n%s", out)
+	}
+	events := c.command("events")
+	var eventsOut syncBuffer
+	events.Stdout = &eventsOut
+	if err := events.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = events.Process.Kill(); _ = events.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); !e.srv.svc.events.active(); {
+		if time.Now().After(deadline) {
+			t.Fatal("crictl events never subscribed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	run("stop", "--timeout", "1", ctr)
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(eventsOut.String(), "CONTAINER_STOPPED_EVENT"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("crictl events did not show the stop:\n%s", eventsOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(eventsOut.String(), ctr) {
+		t.Errorf("crictl events:\n%s", eventsOut.String())
+	}
 	run("rm", ctr)
 	run("stopp", pod)
 	run("rmp", pod)

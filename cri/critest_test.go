@@ -9,12 +9,16 @@ import (
 	"testing"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/skiff-sh/skiff/test/registry/mirror"
 )
 
 // TestCritest runs the CRI conformance suite against the server when CRITEST names a
-// critest binary (go test -c sigs.k8s.io/cri-tools/cmd/critest). It serves the busybox
-// stand-in as critest's default image through a registry.k8s.io mirror and uses the
-// real pod network. CRITEST_ARGS adds flags, e.g. -ginkgo.focus=... -ginkgo.skip=...
+// critest binary (go test -c sigs.k8s.io/cri-tools/cmd/critest), on the real pod
+// network. Its images are the stand-ins of `test/images/build.sh OUTDIR critest` when
+// CRITEST_IMAGES names their OUTDIR/critest/images.txt (the full set, nginx included,
+// which the port-forward specs need), else busybox-based ones built here.
+// CRITEST_ARGS adds flags, e.g. -ginkgo.focus=... -ginkgo.skip=...
 func TestCritest(t *testing.T) {
 	critest := os.Getenv("CRITEST")
 	if critest == "" {
@@ -23,12 +27,16 @@ func TestCritest(t *testing.T) {
 	requireIntegration(t)
 	e := newTestEnv(t)
 	e.useRealNetwork()
-	url := e.startRegistry()
-	layer := busyboxLayer(t)
-	pushImage(t, url, "e2e-test-images/busybox", "1.29-2", layer, busyboxConfig)
-	pushStandIns(t, url, layer)
-	for _, host := range []string{"registry.k8s.io", "k8s.gcr.io", "gcr.io"} {
-		e.mirror(host, url)
+	if list := os.Getenv("CRITEST_IMAGES"); list != "" {
+		e.serveCritestImages(list)
+	} else {
+		url := e.startRegistry()
+		layer := busyboxLayer(t)
+		pushImage(t, url, "e2e-test-images/busybox", "1.29-2", layer, busyboxConfig)
+		pushStandIns(t, url, layer)
+		for _, host := range []string{"registry.k8s.io", "k8s.gcr.io", "gcr.io"} {
+			e.mirror(host, url)
+		}
 	}
 
 	report := filepath.Join(e.dir, "critest.log")
@@ -57,6 +65,36 @@ func TestCritest(t *testing.T) {
 	t.Logf("critest %s:\n%s", strings.Join(args, " "), strings.Join(summary, "\n"))
 	if runErr != nil {
 		t.Errorf("critest failed: %v (full output in CRITEST_REPORT if set)", runErr)
+	}
+}
+
+// serveCritestImages serves the layouts listed in list (UPSTREAM_REF=LAYOUT lines)
+// through package mirror and points their registry hosts at it.
+func (e *testEnv) serveCritestImages(list string) {
+	t := e.t
+	data, err := os.ReadFile(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := map[string]string{}
+	for _, line := range strings.Fields(string(data)) {
+		ref, layout, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("%s: bad line %q", list, line)
+		}
+		images[ref] = layout
+	}
+	m, err := mirror.Start(e.ctx, "127.0.0.1:0", images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	if err := m.WriteHostsDir(e.cfg.RegistryConfigDir); err != nil {
+		t.Fatal(err)
+	}
+	// critest also pulls pause through the old registry name, at the same path.
+	if err := mirror.WriteHostsFile(e.cfg.RegistryConfigDir, "k8s.gcr.io", m.URL()); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -5,8 +5,9 @@
 // The door:
 //
 //	d, err := cri.StartContainerd(ctx, cri.ContainerdConfig{...}) // optional child containerd
-//	s, err := cri.New(ctx, cri.Config{...})  // connects, imports the pause image, rebuilds state
-//	err = s.Serve(ctx, socketPath)            // gRPC on a unix socket until ctx ends
+//	s, err := cri.New(ctx, cri.Config{...})  // connects, imports the pause image, rebuilds state,
+//	                                          // listens for streaming on Config.StreamAddress
+//	err = s.Serve(ctx, socketPath)            // gRPC on a unix socket + the streaming server, until ctx ends
 //	s.Close()                                 // stop watchers; containers keep running
 //	d.Stop(ctx)                               // SIGTERM containerd; shims (and pods) survive
 //
@@ -15,6 +16,18 @@
 // container (label sh.skiff.cri/kind=sandbox, metadata extension), a container carries
 // a metadata and a status extension, updated on every state change. Running tasks are
 // re-attached, including their output FIFOs, which the shim keeps open in between.
+//
+// Exec, Attach and PortForward answer with a URL on the streaming server (loopback, an
+// ephemeral port by default) carrying a one-time token; the session itself speaks
+// SPDY (remotecommand v1-v4 with exit codes, portforward) or websocket (v1-v4) through
+// k8s.io/cri-streaming, the library containerd's CRI plugin uses. Exec runs a
+// containerd exec process; Attach joins the main process's stdio, whose output is
+// fanned out from the same reads that feed the container log; PortForward dials
+// 127.0.0.1:<port> from inside the pod's network namespace.
+//
+// GetContainerEvents streams CREATED/STARTED/STOPPED/DELETED events for containers and
+// sandboxes, published where the in-memory stores change. PodSandboxStats sums the
+// containers' usage and reads the pod's interface counters from its netns.
 //
 // The pause image is built by the project (cri/pause/pause.c, compiled by
 // cri/pause/build.sh into cri/pause/pause, embedded here) and imported at startup under

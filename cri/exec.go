@@ -11,6 +11,7 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -42,32 +43,45 @@ func (b *cappedBuffer) Bytes() []byte {
 	return append([]byte(nil), b.buf.Bytes()...)
 }
 
+// runningProcess finds a running container's task and the process spec that new
+// exec processes start from.
+func (s *service) runningProcess(ctx context.Context, id string) (*container, containerd.Task, *specs.Process, error) {
+	c, err := s.store.container(id)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if st := c.Status().State; st != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		return nil, nil, nil, fmt.Errorf("container %s is %s, not running: %w", c.meta.ID, st, errdefs.ErrFailedPrecondition)
+	}
+	cc, err := s.client.LoadContainer(ctx, c.meta.ID)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("load container: %w", err)
+	}
+	spec, err := cc.Spec(ctx)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("container spec: %w", err)
+	}
+	if spec.Process == nil {
+		return nil, nil, nil, fmt.Errorf("container %s has no process spec: %w", c.meta.ID, errdefs.ErrFailedPrecondition)
+	}
+	task, err := cc.Task(ctx, nil)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("container %s has no task: %v: %w", c.meta.ID, err, errdefs.ErrFailedPrecondition)
+	}
+	return c, task, spec.Process, nil
+}
+
 // ExecSync runs a command in a running container and returns its output and exit code.
 func (s *service) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
 	ctx = s.ns(ctx)
 	if len(req.GetCmd()) == 0 {
 		return nil, fmt.Errorf("exec needs a command: %w", errdefs.ErrInvalidArgument)
 	}
-	c, err := s.store.container(req.GetContainerId())
+	c, task, procSpec, err := s.runningProcess(ctx, req.GetContainerId())
 	if err != nil {
 		return nil, err
 	}
-	if st := c.Status().State; st != runtimeapi.ContainerState_CONTAINER_RUNNING {
-		return nil, fmt.Errorf("container %s is %s, not running: %w", c.meta.ID, st, errdefs.ErrFailedPrecondition)
-	}
-	cc, err := s.client.LoadContainer(ctx, c.meta.ID)
-	if err != nil {
-		return nil, fmt.Errorf("load container: %w", err)
-	}
-	spec, err := cc.Spec(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("container spec: %w", err)
-	}
-	task, err := cc.Task(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("container %s has no task: %v: %w", c.meta.ID, err, errdefs.ErrFailedPrecondition)
-	}
-	pspec := *spec.Process
+	pspec := *procSpec
 	pspec.Args = req.GetCmd()
 	pspec.Terminal = false
 

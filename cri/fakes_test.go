@@ -47,6 +47,11 @@ func (f *fakeNetwork) CreateNetns(id string) (string, error) {
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("ip netns add %s: %v: %s", name, err, out)
 	}
+	// CNI's loopback plugin would bring lo up; port forwarding dials 127.0.0.1 in the pod.
+	if out, err := exec.Command("ip", "-n", name, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		_ = exec.Command("ip", "netns", "delete", name).Run()
+		return "", fmt.Errorf("ip -n %s link set lo up: %v: %s", name, err, out)
+	}
 	path := "/var/run/netns/" + name
 	f.mu.Lock()
 	f.netns[path] = true

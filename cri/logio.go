@@ -28,9 +28,16 @@ const maxLogLine = 16 * 1024
 // It reads the FIFOs itself (cio.DirectIO) instead of letting cio copy them, so that a
 // server shutting down can let go of the FIFOs without deleting them: the shim keeps
 // them open and the next server re-attaches to the same paths.
+//
+// The raw output is also fanned out to attached clients (see Attach), and a container
+// created with stdin keeps its stdin FIFO open here for them to write to.
 type containerLog struct {
-	tty  bool
-	path string
+	tty   bool
+	stdin bool
+	path  string
+
+	stdout, stderr outputFanout
+	stdinCloseOnce sync.Once
 
 	mu       sync.Mutex // serializes records from the two streams; guards file
 	file     *os.File   // nil when the kubelet asked for no log
@@ -42,8 +49,8 @@ type containerLog struct {
 	closeOne sync.Once
 }
 
-func openContainerLog(path string, tty bool) (*containerLog, error) {
-	l := &containerLog{tty: tty, path: path}
+func openContainerLog(path string, tty, stdin bool) (*containerLog, error) {
+	l := &containerLog{tty: tty, stdin: stdin, path: path}
 	if path != "" {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, fmt.Errorf("create log directory: %w", err)
@@ -79,7 +86,9 @@ func (l *containerLog) attach() cio.Attach {
 }
 
 func (l *containerLog) start(cfg cio.Config) (cio.IO, error) {
-	cfg.Stdin = "" // containers get no stdin from us
+	if !l.stdin {
+		cfg.Stdin = ""
+	}
 	cfg.Terminal = l.tty
 	if l.tty {
 		cfg.Stderr = ""
@@ -102,7 +111,12 @@ func (l *containerLog) start(cfg cio.Config) (cio.IO, error) {
 
 func (l *containerLog) copy(stream string, r io.Reader) {
 	defer l.copiers.Done()
-	br := bufio.NewReaderSize(r, maxLogLine)
+	fan := &l.stdout
+	if stream == "stderr" {
+		fan = &l.stderr
+	}
+	// Attached clients get bytes as they come, not lines: a shell prompt has no newline.
+	br := bufio.NewReaderSize(io.TeeReader(r, fan), maxLogLine)
 	for {
 		line, err := br.ReadSlice('\n')
 		switch {
@@ -195,7 +209,7 @@ func (l *containerLog) detach() {
 
 func (l *containerLog) release() {
 	if l.dio != nil {
-		_ = l.dio.Close() // unblocks the copiers
+		_ = l.dio.Close() // unblocks the copiers and any stdin writer
 	}
 	l.copiers.Wait()
 	l.mu.Lock()
@@ -205,4 +219,89 @@ func (l *containerLog) release() {
 		_ = l.file.Close()
 		l.file = nil
 	}
+}
+
+// writeStdin copies r to the container's stdin until r ends or the task is gone.
+// At the end of r, closeAfter (if set: the container's stdin_once) gets to close it.
+func (l *containerLog) writeStdin(r io.Reader, closeAfter func()) error {
+	if l.dio == nil || l.dio.Stdin == nil {
+		return fmt.Errorf("container has no stdin: %w", errdefs.ErrFailedPrecondition)
+	}
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if werr := l.toStdin(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			if closeAfter != nil {
+				closeAfter()
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// toStdin writes without a lock: the FIFO is an *os.File, whose Close from another
+// goroutine (stdin_once, task exit) safely fails a blocked Write.
+func (l *containerLog) toStdin(p []byte) error {
+	_, err := l.dio.Stdin.Write(p)
+	return err
+}
+
+func (l *containerLog) closeStdin() {
+	l.stdinCloseOnce.Do(func() { _ = l.dio.Stdin.Close() })
+}
+
+// outputFanout copies one output stream of a container to attached clients.
+// It never fails: a client whose write fails is dropped, and the log goes on.
+type outputFanout struct {
+	mu   sync.Mutex
+	next int
+	subs map[int]*fanoutClient
+}
+
+type fanoutClient struct {
+	w      io.Writer
+	failed chan struct{}
+}
+
+func (f *outputFanout) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, c := range f.subs {
+		if _, err := c.w.Write(p); err != nil {
+			delete(f.subs, id)
+			close(c.failed)
+		}
+	}
+	return len(p), nil
+}
+
+// add subscribes w and returns the function that unsubscribes it (after it returns,
+// w gets no more writes) and a channel closed if a write to w fails: the client went
+// away. A nil w is not subscribed and never fails.
+func (f *outputFanout) add(w io.Writer) (remove func(), failed <-chan struct{}) {
+	if w == nil {
+		return func() {}, nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.subs == nil {
+		f.subs = map[int]*fanoutClient{}
+	}
+	id := f.next
+	f.next++
+	c := &fanoutClient{w: w, failed: make(chan struct{})}
+	f.subs[id] = c
+	return func() {
+		f.mu.Lock()
+		delete(f.subs, id)
+		f.mu.Unlock()
+	}, c.failed
 }

@@ -155,7 +155,7 @@ func (s *service) recoverTask(ctx context.Context, cc containerd.Container, c *c
 		s.recordExit(ctx, c, st.ExitStatus, st.ExitTime)
 		return nil
 	}
-	logs, err := openContainerLog(c.meta.LogPath, c.meta.config.GetTty())
+	logs, err := openContainerLog(c.meta.LogPath, c.meta.config.GetTty(), c.meta.config.GetStdin())
 	if err != nil {
 		return err
 	}

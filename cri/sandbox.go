@@ -152,6 +152,8 @@ func (s *service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 		return nil, err
 	}
 	s.store.addSandbox(sb)
+	s.sandboxEvent(sb, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
+	s.sandboxEvent(sb, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
 	logger.V(2).Info("Started pod sandbox", "ips", meta.IPs)
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: meta.ID}, nil
 }
@@ -258,8 +260,11 @@ func (s *service) watchSandbox(sb *sandbox, task containerd.Task, exitCh <-chan 
 		}
 		sb.mu.Lock()
 		sb.state = runtimeapi.PodSandboxState_SANDBOX_NOTREADY
-		close(sb.exited)
+		exited := sb.exited
 		sb.mu.Unlock()
+		// Published before waiters wake, so that STOPPED precedes a DELETED they cause.
+		s.sandboxEvent(sb, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
+		close(exited)
 	}()
 }
 
@@ -424,6 +429,7 @@ func (s *service) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePo
 		return nil, fmt.Errorf("remove sandbox directory: %w", err)
 	}
 	s.store.deleteSandbox(sb.meta.ID)
+	s.sandboxEvent(sb, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
 	klog.FromContext(ctx).V(2).Info("Removed pod sandbox", "podSandboxID", sb.meta.ID)
 	return &runtimeapi.RemovePodSandboxResponse{}, nil
 }
@@ -434,6 +440,16 @@ func (s *service) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandb
 	if err != nil {
 		return nil, err
 	}
+	st := sandboxStatus(sb)
+	resp := &runtimeapi.PodSandboxStatusResponse{Status: st}
+	if req.GetVerbose() {
+		resp.Info = map[string]string{"info": fmt.Sprintf(`{"netns":%q,"cgroupsPath":%q}`, sb.meta.NetnsPath, sb.meta.CgroupsPath)}
+	}
+	return resp, nil
+}
+
+// sandboxStatus builds the CRI status of a sandbox.
+func sandboxStatus(sb *sandbox) *runtimeapi.PodSandboxStatus {
 	cfg := sb.meta.config
 	st := &runtimeapi.PodSandboxStatus{
 		Id:          sb.meta.ID,
@@ -453,11 +469,7 @@ func (s *service) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandb
 			st.Network.AdditionalIps = append(st.Network.AdditionalIps, &runtimeapi.PodIP{Ip: ip})
 		}
 	}
-	resp := &runtimeapi.PodSandboxStatusResponse{Status: st}
-	if req.GetVerbose() {
-		resp.Info = map[string]string{"info": fmt.Sprintf(`{"netns":%q,"cgroupsPath":%q}`, sb.meta.NetnsPath, sb.meta.CgroupsPath)}
-	}
-	return resp, nil
+	return st
 }
 
 // ListPodSandbox lists sandboxes matching the filter (ID prefix, state, labels).

@@ -56,6 +56,8 @@ type service struct {
 	store  *store
 	images *imageCache
 	oom    oomPolicy
+	stream *streamServer
+	events *eventHub
 
 	// lifetime is the context of background work (exit and event watchers);
 	// Close cancels it.
@@ -88,11 +90,20 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		store:    newStore(),
 		images:   newImageCache(),
 		oom:      newOOMPolicy(),
+		events:   newEventHub(),
 		lifetime: lifetime,
 		cancel:   cancel,
 	}
 	if err := s.start(klog.NewContext(ctx, logger)); err != nil {
 		cancel()
+		s.wg.Wait()
+		client.Close()
+		return nil, err
+	}
+	// Listening now makes the streaming URLs valid from the first RPC on; Serve answers them.
+	if s.stream, err = newStreamServer(s.lifetime, cfg.StreamAddress, streamRuntime{s: s}); err != nil {
+		cancel()
+		s.wg.Wait()
 		client.Close()
 		return nil, err
 	}
@@ -130,7 +141,8 @@ func (s *service) ns(ctx context.Context) context.Context {
 	return namespaces.WithNamespace(ctx, s.cfg.Namespace)
 }
 
-// Serve serves the CRI gRPC API on a unix socket until ctx ends.
+// Serve serves the CRI gRPC API on a unix socket, and the streaming server on
+// Config.StreamAddress, until ctx ends.
 func (srv *Server) Serve(ctx context.Context, socketPath string) error {
 	s := srv.svc
 	logger := klog.FromContext(ctx).WithName("cri")
@@ -146,18 +158,31 @@ func (srv *Server) Serve(ctx context.Context, socketPath string) error {
 	}
 	g := grpc.NewServer(
 		grpc.UnaryInterceptor(s.interceptor(logger)),
+		grpc.StreamInterceptor(s.streamInterceptor(logger)),
 		grpc.MaxRecvMsgSize(16<<20), grpc.MaxSendMsgSize(16<<20))
 	runtimeapi.RegisterRuntimeServiceServer(g, runtimeServer{service: s})
 	runtimeapi.RegisterImageServiceServer(g, imageServer{service: s})
 
+	streamCtx, stopStream := context.WithCancel(klog.NewContext(ctx, logger))
+	defer stopStream()
+	streamErr := make(chan error, 1)
+	go func() { streamErr <- s.stream.serve(streamCtx) }()
 	errCh := make(chan error, 1)
 	go func() { errCh <- g.Serve(l) }()
 	logger.Info("Serving CRI", "socket", socketPath)
 	select {
 	case err := <-errCh:
 		return fmt.Errorf("serve CRI: %w", err)
+	case err := <-streamErr:
+		// Without streaming, exec/attach/port-forward would fail one by one; fail loudly.
+		g.Stop()
+		_ = os.Remove(socketPath)
+		return fmt.Errorf("streaming server stopped: %w", err)
 	case <-ctx.Done():
 	}
+	stopStream()
+	// Event streams never end on their own; end them so GracefulStop need not wait.
+	s.events.closeAll()
 	stopped := make(chan struct{})
 	go func() { g.GracefulStop(); close(stopped) }()
 	select {
@@ -172,9 +197,10 @@ func (srv *Server) Serve(ctx context.Context, socketPath string) error {
 // Close stops background watchers and disconnects from containerd. Containers keep running.
 func (srv *Server) Close() error {
 	s := srv.svc
-	s.cancel()
+	s.cancel() // also ends streaming sessions in progress
+	streamErr := s.stream.close()
 	s.wg.Wait()
-	return s.client.Close()
+	return errors.Join(streamErr, s.client.Close())
 }
 
 // runtimeServer and imageServer register the service for each gRPC API. The
@@ -224,6 +250,29 @@ func (s *service) interceptor(logger klog.Logger) grpc.UnaryServerInterceptor {
 			rpcLogger.V(2).Info("RPC failed", "err", err, "duration", time.Since(start))
 		}
 		return nil, err
+	}
+}
+
+// streamInterceptor does for streaming RPCs (GetContainerEvents) what interceptor
+// does for unary ones.
+func (s *service) streamInterceptor(logger klog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		rpcLogger := logger.WithValues("rpc", path.Base(info.FullMethod))
+		start := time.Now()
+		defer func() {
+			if r := recover(); r != nil {
+				rpcLogger.Error(nil, "RPC panicked", "panic", r, "stack", string(debug.Stack()))
+				err = status.Errorf(codes.Internal, "internal error in %s: %v", info.FullMethod, r)
+			}
+		}()
+		rpcLogger.V(4).Info("Stream opened")
+		if err = handler(srv, ss); err != nil {
+			err = toGRPC(err)
+			rpcLogger.V(2).Info("Stream ended", "err", err, "duration", time.Since(start))
+			return err
+		}
+		rpcLogger.V(4).Info("Stream ended", "duration", time.Since(start))
+		return nil
 	}
 }
 

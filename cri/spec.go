@@ -295,8 +295,11 @@ func withSecurityContext(sc *runtimeapi.LinuxContainerSecurityContext) ([]oci.Sp
 	if sc.GetReadonlyRootfs() {
 		opts = append(opts, oci.WithRootFSReadonly())
 	}
+	// containerd's default spec sets no_new_privs; the CRI field decides either way.
 	if sc.GetNoNewPrivs() {
 		opts = append(opts, oci.WithNoNewPrivileges)
+	} else {
+		opts = append(opts, oci.WithNewPrivileges)
 	}
 	return opts, nil
 }

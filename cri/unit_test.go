@@ -56,12 +56,12 @@ func TestConfigValidate(t *testing.T) {
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Namespace != "skiff" || cfg.PauseImage != "registry.k8s.io/pause:3.10" || cfg.Snapshotter != "overlayfs" || cfg.CgroupParent != "/skiff" {
+	if cfg.Namespace != "skiff" || cfg.PauseImage != "registry.k8s.io/pause:3.10" || cfg.Snapshotter != "overlayfs" || cfg.CgroupParent != "/skiff" || cfg.StreamAddress != "127.0.0.1:0" {
 		t.Errorf("defaults not applied: %+v", cfg)
 	}
-	bad := Config{RootDir: "relative", RegistryConfigDir: "also-relative"}
+	bad := Config{RootDir: "relative", RegistryConfigDir: "also-relative", StreamAddress: "no-port"}
 	err := bad.validate()
-	for _, want := range []string{"ContainerdAddress is required", "StateDir is required", `RootDir "relative"`, `RegistryConfigDir "also-relative"`} {
+	for _, want := range []string{"ContainerdAddress is required", "StateDir is required", `RootDir "relative"`, `RegistryConfigDir "also-relative"`, `StreamAddress "no-port"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("validate() = %v, want it to mention %q", err, want)
 		}
@@ -318,7 +318,7 @@ func TestToGRPC(t *testing.T) {
 
 func TestContainerLogFormat(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "c", "0.log")
-	l, err := openContainerLog(path, false)
+	l, err := openContainerLog(path, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +363,7 @@ func TestContainerLogFormat(t *testing.T) {
 
 func TestContainerLogDetachKeepsLinePartial(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "0.log")
-	l, err := openContainerLog(path, true)
+	l, err := openContainerLog(path, true, false)
 	if err != nil {
 		t.Fatal(err)
 	}

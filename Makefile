@@ -30,8 +30,9 @@ deps:
 images: $(BIN)/registry
 	test/images/build.sh $(BIN)/images
 
+# CRICTL lets the CRI tests drive the stock crictl against our server.
 unit: $(PAUSE)
-	$(GO) test -count=1 ./...
+	CRICTL=$(BIN)/tools/crictl $(GO) test -count=1 ./...
 
 e2e: build images
 	SKIFF_BIN=$(BIN)/skiff SKIFF_IMAGES=$(BIN)/images CRICTL=$(BIN)/tools/crictl \

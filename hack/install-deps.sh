@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in containerd runc containernetworking-plugins iptables etcd-client iproute2 curl; do
+for pkg in containerd runc containernetworking-plugins iptables etcd-client iproute2 curl util-linux; do
 	dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

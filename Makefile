@@ -8,7 +8,7 @@ BIN := $(CURDIR)/bin
 PAUSE := cri/pause/pause
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all build deps images test unit e2e demo bench bench-seed clean fmt vet
+.PHONY: all build deps images test unit e2e lab demo bench bench-seed clean fmt vet
 
 all: build
 
@@ -37,6 +37,11 @@ unit: $(PAUSE)
 e2e: build images
 	SKIFF_BIN=$(BIN)/skiff SKIFF_IMAGES=$(BIN)/images CRICTL=$(BIN)/tools/crictl \
 		$(GO) test -count=1 -tags e2e -timeout 30m -v ./test/e2e/
+
+# A multi-node lab on this machine: a server and N agents in network namespaces.
+lab: build images
+	SKIFF_BIN=$(BIN)/skiff REGISTRY_BIN=$(BIN)/registry SKIFF_IMAGES=$(BIN)/images \
+		$(GO) test -count=1 -tags e2e -timeout 30m -v ./test/lab/
 
 test: deps
 	$(MAKE) unit

@@ -22,7 +22,7 @@ import (
 
 func runCRI(ctx context.Context, o *Options) error {
 	g, ctx := errgroup.WithContext(ctx)
-	if _, err := startRuntime(ctx, g, o); err != nil {
+	if _, _, err := startRuntime(ctx, g, o); err != nil {
 		return err
 	}
 	return g.Wait()
@@ -34,9 +34,10 @@ func runAgent(ctx context.Context, o *Options) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	endpoint := o.RuntimeEndpoint
+	var netManager *network.Manager
 	if endpoint == "" {
 		var err error
-		if endpoint, err = startRuntime(ctx, g, o); err != nil {
+		if endpoint, netManager, err = startRuntime(ctx, g, o); err != nil {
 			return err
 		}
 	}
@@ -47,6 +48,9 @@ func runAgent(ctx context.Context, o *Options) error {
 	// Without a serving certificate from the cluster CA the agent makes a self-signed one;
 	// the apiserver does not verify kubelet serving certificates unless told to.
 	if err := startAgent(ctx, g, o, o.Kubeconfig, endpoint, agentTLS{clientCAFile: clientCA}); err != nil {
+		return err
+	}
+	if err := startNodeRoutes(ctx, g, o, o.Kubeconfig, netManager); err != nil {
 		return err
 	}
 	return g.Wait()
@@ -82,8 +86,8 @@ func writeClusterCA(kubeconfig, path string) (string, error) {
 }
 
 // startRuntime starts containerd (unless --containerd names one), the pod network and the CRI
-// server; it returns the CRI endpoint once the server listens.
-func startRuntime(ctx context.Context, g *errgroup.Group, o *Options) (string, error) {
+// server; it returns the CRI endpoint once the server listens, and the pod network.
+func startRuntime(ctx context.Context, g *errgroup.Group, o *Options) (string, *network.Manager, error) {
 	logger := klog.FromContext(ctx)
 	containerdAddress := o.Containerd
 	var child *cri.Containerd
@@ -97,7 +101,7 @@ func startRuntime(ctx context.Context, g *errgroup.Group, o *Options) (string, e
 			ConfigPath: filepath.Join(o.containerdRoot(), "config.toml"),
 		})
 		if err != nil {
-			return "", fmt.Errorf("child containerd: %w", err)
+			return "", nil, fmt.Errorf("child containerd: %w", err)
 		}
 		containerdAddress = child.Address()
 		logger.Info("Started containerd", "address", containerdAddress)
@@ -123,7 +127,7 @@ func startRuntime(ctx context.Context, g *errgroup.Group, o *Options) (string, e
 	})
 	if err != nil {
 		stopChild()
-		return "", fmt.Errorf("pod network: %w", err)
+		return "", nil, fmt.Errorf("pod network: %w", err)
 	}
 	server, err := cri.New(ctx, cri.Config{
 		ContainerdAddress: containerdAddress,
@@ -136,7 +140,7 @@ func startRuntime(ctx context.Context, g *errgroup.Group, o *Options) (string, e
 	})
 	if err != nil {
 		stopChild()
-		return "", fmt.Errorf("CRI server: %w", err)
+		return "", nil, fmt.Errorf("CRI server: %w", err)
 	}
 	listening := make(chan struct{})
 	g.Go(func() error {
@@ -148,10 +152,10 @@ func startRuntime(ctx context.Context, g *errgroup.Group, o *Options) (string, e
 	select {
 	case <-listening:
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return "", nil, ctx.Err()
 	}
 	logger.Info("CRI server listening", "socket", o.CRISocket)
-	return "unix://" + o.CRISocket, nil
+	return "unix://" + o.CRISocket, netManager, nil
 }
 
 func waitForSocket(ctx context.Context, path string, ready chan<- struct{}) {

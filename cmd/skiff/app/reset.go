@@ -72,7 +72,7 @@ func removeAllSandboxes(ctx context.Context, o *Options) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
-	endpoint, err := startRuntime(gctx, g, o)
+	endpoint, _, err := startRuntime(gctx, g, o)
 	if err != nil {
 		return fmt.Errorf("starting the runtime to remove pods: %w", err)
 	}

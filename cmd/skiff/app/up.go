@@ -26,7 +26,7 @@ func runUp(ctx context.Context, o *Options) error {
 	if err := pki.WriteKubeconfig(o.nodeKubeconfig(), cp.server, cp.ca, certFile, keyFile, nodeUser); err != nil {
 		return fmt.Errorf("node kubeconfig: %w", err)
 	}
-	endpoint, err := startRuntime(ctx, g, o)
+	endpoint, netManager, err := startRuntime(ctx, g, o)
 	if err != nil {
 		return err
 	}
@@ -35,6 +35,9 @@ func runUp(ctx context.Context, o *Options) error {
 		return err
 	}
 	if err := startAgent(ctx, g, o, o.nodeKubeconfig(), endpoint, tls); err != nil {
+		return err
+	}
+	if err := startNodeRoutes(ctx, g, o, o.nodeKubeconfig(), netManager); err != nil {
 		return err
 	}
 	return g.Wait()

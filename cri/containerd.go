@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,11 +31,12 @@ type ContainerdConfig struct {
 	ConfigPath string
 }
 
-// Containerd is a containerd daemon started as a child process.
+// Containerd is a containerd daemon started as a child process, or adopted from an earlier
+// skiff that was killed without stopping it.
 type Containerd struct {
 	address string
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed once the process is reaped
+	process *os.Process
+	exited  chan struct{} // closed once the process is gone
 	waitErr error         // valid after exited is closed
 }
 
@@ -57,6 +59,13 @@ func StartContainerd(ctx context.Context, cfg ContainerdConfig) (*Containerd, er
 	if err := os.WriteFile(cfg.ConfigPath, []byte(containerdTOML(cfg)), 0o644); err != nil {
 		return nil, fmt.Errorf("write containerd config: %w", err)
 	}
+	// A skiff killed with -9 leaves its containerd running (its shims hold the pods). A
+	// second daemon on the same root would corrupt it, so take the running one over.
+	if d, err := adoptContainerd(ctx, cfg); err == nil {
+		return d, nil
+	} else if !errors.Is(err, errNoContainerd) {
+		return nil, err
+	}
 	// A socket left by a crashed daemon would make containerd refuse to start.
 	if err := os.Remove(cfg.Address); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("remove stale containerd socket: %w", err)
@@ -74,12 +83,15 @@ func StartContainerd(ctx context.Context, cfg ContainerdConfig) (*Containerd, er
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start containerd: %w", err)
 	}
-	d := &Containerd{address: cfg.Address, cmd: cmd, exited: make(chan struct{})}
+	d := &Containerd{address: cfg.Address, process: cmd.Process, exited: make(chan struct{})}
 	go func() {
 		d.waitErr = cmd.Wait()
 		close(d.exited)
 	}()
 	logger.Info("Started containerd", "pid", cmd.Process.Pid, "address", cfg.Address, "log", logPath)
+	if err := os.WriteFile(pidFile(cfg), []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+		logger.Error(err, "Writing containerd's pid file; a later start cannot adopt this daemon")
+	}
 
 	if err := d.waitReady(ctx, logPath); err != nil {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -194,16 +206,74 @@ func (d *Containerd) Stop(ctx context.Context) error {
 		return nil
 	default:
 	}
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := d.process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return fmt.Errorf("signal containerd: %w", err)
 	}
 	select {
 	case <-d.exited:
 	case <-ctx.Done():
-		_ = d.cmd.Process.Kill()
+		_ = d.process.Kill()
 		<-d.exited
 		return fmt.Errorf("containerd did not stop in time, killed: %w", ctx.Err())
 	}
 	_ = os.Remove(d.address)
 	return nil
+}
+
+var errNoContainerd = errors.New("no containerd of ours is running")
+
+func pidFile(cfg ContainerdConfig) string { return filepath.Join(cfg.State, "skiff-containerd.pid") }
+
+// adoptContainerd returns the daemon an earlier start left running on cfg's socket: the
+// pid file names it, its command line names our config, and its socket answers.
+func adoptContainerd(ctx context.Context, cfg ContainerdConfig) (*Containerd, error) {
+	data, err := os.ReadFile(pidFile(cfg))
+	if err != nil {
+		return nil, errNoContainerd
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || !runsConfig(pid, cfg.ConfigPath) {
+		return nil, errNoContainerd
+	}
+	if err := probeContainerd(ctx, cfg.Address); err != nil {
+		return nil, fmt.Errorf("containerd (pid %d) from an earlier start is running but its socket %s does not answer: %w; stop it before starting skiff", pid, cfg.Address, err)
+	}
+	process, err := os.FindProcess(pid)
+	if err != nil {
+		return nil, errNoContainerd
+	}
+	d := &Containerd{address: cfg.Address, process: process, exited: make(chan struct{})}
+	go d.watchAdopted(pid)
+	klog.FromContext(ctx).Info("Adopted running containerd", "pid", pid, "address", cfg.Address)
+	return d, nil
+}
+
+// runsConfig reports whether pid is a live containerd started with configPath.
+func runsConfig(pid int, configPath string) bool {
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || processGone(pid) {
+		return false
+	}
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	return len(args) > 0 && filepath.Base(args[0]) == "containerd" && slices.Contains(args, configPath)
+}
+
+// processGone reports whether pid has exited (a zombie counts: it is not our child, so
+// we cannot reap it).
+func processGone(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// The state follows the parenthesised command name: "pid (comm) S ...".
+	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	return len(fields) == 0 || fields[0] == "Z" || fields[0] == "X"
+}
+
+// watchAdopted closes exited once an adopted daemon, which is not our child, is gone.
+func (d *Containerd) watchAdopted(pid int) {
+	for !processGone(pid) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(d.exited)
 }

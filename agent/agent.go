@@ -50,6 +50,7 @@ type Agent struct {
 	prober       *prober
 	reasons      *reasonCache
 	admitter     *admitter
+	vols         *podVolumes
 	// lastResync is when housekeeping last resynced every pod; only the sync loop uses it.
 	lastResync time.Time
 
@@ -87,6 +88,9 @@ func New(cfg Config) (*Agent, error) {
 	a.prober = newProber(cfg.Runtime, a.recorder, func(uid types.UID) { a.workers.kick(uid) })
 	a.pleg = newPLEG(cfg.Runtime, cfg.NodeName, relistPeriod)
 	a.source = newPodSource(cfg.Client, cfg.NodeName)
+	if a.vols, err = newPodVolumes(a.volumesConfig(), newVolumeSources(cfg.Client, func(uid types.UID) { a.workers.kick(uid) })); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -100,7 +104,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	if a.broadcaster != nil {
-		a.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: a.cfg.Client.CoreV1().Events("")})
+		events := a.cfg.EventClient
+		if events == nil {
+			events = a.cfg.Client
+		}
+		a.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: events.CoreV1().Events("")})
 		defer a.broadcaster.Shutdown()
 	}
 
@@ -112,6 +120,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.source.run(ctx) })
 	wg.Go(func() { a.pleg.run(ctx) })
 	wg.Go(func() { a.runKubeletServer(ctx) })
+	wg.Go(func() { a.runVolumes(ctx) })
 
 	if !a.source.waitForSync(ctx) {
 		return nil // ctx ended before the first list

@@ -30,6 +30,10 @@ type Config struct {
 	NodeName string
 	// Client talks to the apiserver.
 	Client kubernetes.Interface
+	// EventClient, when set, carries the agent's events, so that a burst of events does
+	// not queue pod status writes behind it under the client's rate limit (kubelet's
+	// separate event client with EventRecordQPS). Default: Client.
+	EventClient kubernetes.Interface
 	// Runtime and Images are the CRI services (remote or in-process).
 	Runtime internalapi.RuntimeService
 	Images  internalapi.ImageManagerService

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -29,6 +28,10 @@ func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, rp *runtimePod,
 		return w, retry, false
 	}
 	ref := containerRef(pod, c.Name)
+	if err := a.checkRunAsNonRoot(ctx, pod, c, imageRef); err != nil {
+		a.recorder.Eventf(ref, v1.EventTypeWarning, eventFailed, "Error: %v", err)
+		return &waiting{reasonCreateConfigError, err.Error()}, syncErrorRetry, false
+	}
 	cfg, err := a.containerConfig(ctx, pod, containerStartInput{container: c, restartCount: restartCount, imageRef: imageRef, podIPs: podIPs})
 	if err != nil {
 		a.recorder.Eventf(ref, v1.EventTypeWarning, eventFailed, "Error: %v", err)
@@ -45,6 +48,14 @@ func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, rp *runtimePod,
 		return &waiting{reasonRunContainerError, err.Error()}, syncErrorRetry, true
 	}
 	a.recorder.Eventf(ref, v1.EventTypeNormal, eventStarted, "Started container %s", c.Name)
+	hookIP := ""
+	if len(podIPs) > 0 {
+		hookIP = podIPs[0]
+	}
+	if msg, ok := a.runPostStart(ctx, hookTarget{pod: pod, container: c, containerID: id, podIP: hookIP}, podGracePeriod(pod)); !ok {
+		a.pruneContainers(ctx, prev)
+		return &waiting{reasonPostStartHookError, msg}, 0, true
+	}
 	klog.FromContext(ctx).V(2).Info("Started container", "pod", klog.KObj(pod), "container", c.Name, "id", id, "restartCount", restartCount)
 	a.pruneContainers(ctx, prev)
 	return nil, 0, true
@@ -63,7 +74,7 @@ func (a *Agent) crashBackOff(pod *v1.Pod, c *v1.Container, last *runtimeapi.Cont
 		a.recorder.Eventf(containerRef(pod, c.Name), v1.EventTypeWarning, eventBackOff,
 			"Back-off restarting failed container %s in pod %s", c.Name, podDesc(pod))
 		msg := fmt.Sprintf("back-off %v restarting failed container=%s pod=%s", delay, c.Name, podDesc(pod))
-		return &waiting{reasonCrashLoopBackOff, msg}, max(delay-time.Since(finished), 10*time.Millisecond)
+		return &waiting{reasonCrashLoopBackOff, msg}, max(delay-a.crashBackoff.Clock.Since(finished), 10*time.Millisecond)
 	}
 	a.crashBackoff.Next(key, finished)
 	return nil, 0
@@ -81,45 +92,4 @@ func (a *Agent) pruneContainers(ctx context.Context, prev []*runtimeapi.Containe
 			klog.FromContext(ctx).Error(err, "Removing old container", "id", c.Id)
 		}
 	}
-}
-
-// killPod stops every running container (in parallel, each with the grace period) and then
-// every ready sandbox of the pod.
-func (a *Agent) killPod(ctx context.Context, pod *v1.Pod, rp *runtimePod, grace int64) error {
-	running := rp.runningContainers()
-	errs := make(chan error, len(running))
-	for _, c := range running {
-		go func() {
-			name := c.GetMetadata().GetName()
-			if pod.Name != "" {
-				a.recorder.Eventf(containerRef(pod, name), v1.EventTypeNormal, eventKilling, "Stopping container %s", name)
-			}
-			err := a.cfg.Runtime.StopContainer(ctx, c.Id, grace)
-			if err != nil && !isNotFound(err) {
-				err = fmt.Errorf("stop container %s (%s): %w", name, c.Id, err)
-			} else {
-				err = nil
-			}
-			errs <- err
-		}()
-	}
-	var all []error
-	for range running {
-		all = append(all, <-errs)
-	}
-	for _, s := range rp.sandboxes {
-		if s.State != runtimeapi.PodSandboxState_SANDBOX_READY {
-			continue
-		}
-		if err := a.cfg.Runtime.StopPodSandbox(ctx, s.Id); err != nil && !isNotFound(err) {
-			all = append(all, fmt.Errorf("stop sandbox %s: %w", s.Id, err))
-		}
-	}
-	if err := errors.Join(all...); err != nil {
-		if pod.Name != "" {
-			a.recorder.Eventf(podRef(pod), v1.EventTypeWarning, eventFailedKillPod, "error killing pod: %v", err)
-		}
-		return err
-	}
-	return nil
 }

@@ -13,7 +13,8 @@ const (
 )
 
 // tailCRILog returns the last lines of a container log in the CRI format
-// ("<RFC3339Nano> <stream> <P|F> <content>"), joined back into the container's output.
+// ("<RFC3339Nano> <stream> <P|F> <content>"), joined back into the container's output
+// (full lines end in a newline, as kubelet reads them).
 // Only the file's tail is read: logs can be large.
 func tailCRILog(path string, maxLines, maxBytes int) string {
 	f, err := os.Open(path)
@@ -45,6 +46,7 @@ func tailCRILog(path string, maxLines, maxBytes int) string {
 		}
 		out.WriteString(fields[3])
 		if fields[2] == "F" { // a full line ends here; P marks a partial one
+			out.WriteByte('\n') // kubelet's log reader gives full lines with their newline
 			parts = append(parts, out.String())
 			out.Reset()
 		}
@@ -55,7 +57,7 @@ func tailCRILog(path string, maxLines, maxBytes int) string {
 	if len(parts) > maxLines {
 		parts = parts[len(parts)-maxLines:]
 	}
-	msg := strings.Join(parts, "\n")
+	msg := strings.Join(parts, "")
 	if len(msg) > maxBytes {
 		msg = msg[len(msg)-maxBytes:]
 	}

@@ -20,10 +20,10 @@ func TestTailCRILog(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := tailCRILog(path, 3, 2048)
-	if want := "line 98\nline 99\npart-one"; got != want {
+	if want := "line 98\nline 99\npart-one\n"; got != want {
 		t.Errorf("tail = %q, want %q", got, want)
 	}
-	if got := tailCRILog(path, 80, 10); len(got) != 10 || !strings.HasSuffix(got, "part-one") {
+	if got := tailCRILog(path, 80, 10); len(got) != 10 || !strings.HasSuffix(got, "part-one\n") {
 		t.Errorf("byte-limited tail = %q", got)
 	}
 	if got := tailCRILog(filepath.Join(t.TempDir(), "missing"), 80, 2048); got != "" {

@@ -17,19 +17,33 @@
 //     status is written when it changes (and every 5 minutes); the Lease in
 //     kube-node-lease is renewed every quarter of its duration.
 //   - pod_source.go: the informer on pods with spec.nodeName=<node>.
+//   - status_manager.go: writes pod status onto the newest copy it knows (the informer's
+//     or its own last write) and reads the pod only after a conflict, so a status costs
+//     one request. Events go through client-go's correlating broadcaster (repeats bump
+//     count), over Config.EventClient when set so they do not queue status writes.
 //   - agent.go (syncLoop), sync_loop.go: one select that hands work out: pod updates,
 //     runtime changes from the PLEG, housekeeping.
-//   - pleg.go: relists the runtime every second and wakes the workers of changed pods.
+//   - pleg.go, pleg_events.go: wakes the worker of a pod as soon as CRI
+//     GetContainerEvents reports one of its containers stopped, and relists the runtime
+//     every second (the source of truth, and the fallback without events).
 //   - pod_workers.go: a goroutine per pod UID with a newest-update-wins mailbox, in the
 //     states syncing → terminating → terminated.
 //   - admission.go: a pod whose requests do not fit fails with OutOfcpu/OutOfmemory/OutOfpods.
 //   - pod_actions.go, sync.go, container_start.go: computePodActions, then sandbox, image
-//     pull, create and start, with kubelet's restart back-off and init containers;
+//     pull, create and start, with kubelet's restart back-off (10 s doubling to 5 min,
+//     reset after 10 min of running), init containers and sidecars (sidecars.go:
+//     init containers with restartPolicy Always); run_as_non_root.go checks runAsNonRoot;
 //     sandbox_config.go, container_config.go, env.go, volumes.go (emptyDir, hostPath),
 //     etc_hosts.go and pod_cgroups.go build what CRI is given.
 //   - pod_status.go, status_manager.go: the pod status, written only when it changed.
-//   - terminate.go: stop with the grace period, remove, and the final grace-0 delete.
-//   - prober.go: liveness, readiness and startup probes (exec, httpGet, tcpSocket).
+//   - terminate.go, container_kill.go: stop with the grace period (preStop hook first,
+//     StopContainer gets what is left of the grace period; sidecars after the app
+//     containers), remove, and the final grace-0 delete.
+//   - lifecycle_hooks.go: postStart (a failure kills the container, FailedPostStartHook)
+//     and preStop hooks: exec, httpGet, sleep.
+//   - active_deadline.go: activeDeadlineSeconds fails the pod with DeadlineExceeded.
+//   - prober.go, probe_worker.go, probe_grpc.go: liveness, readiness and startup probes
+//     (exec, httpGet, tcpSocket, gRPC health v1).
 //   - kubelet_server.go, container_logs.go: the kubelet API on KubeletPort (containerLogs,
 //     exec, attach, portForward proxied to the runtime's streaming server).
 //

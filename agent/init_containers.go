@@ -18,7 +18,8 @@ type initProgress struct {
 }
 
 // initContainerProgress walks the init containers in order, as kubelet's
-// computeInitContainerActions does for classic (non-sidecar) init containers.
+// computeInitContainerActions does: a classic init container must exit 0, a sidecar
+// (restartPolicy Always) must be running, before the next one starts.
 func initContainerProgress(pod *v1.Pod, rp *runtimePod, sandboxID string) initProgress {
 	if len(pod.Spec.InitContainers) == 0 {
 		return initProgress{done: true, next: -1}
@@ -32,6 +33,12 @@ func initContainerProgress(pod *v1.Pod, rp *runtimePod, sandboxID string) initPr
 	}
 	for i, c := range pod.Spec.InitContainers {
 		attempts := rp.containersNamedIn(c.Name, sandboxID)
+		if isSidecar(&c) {
+			if p, passed := sidecarProgress(&c, i, attempts); !passed {
+				return p
+			}
+			continue
+		}
 		if len(attempts) == 0 {
 			return initProgress{next: i}
 		}

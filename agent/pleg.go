@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -13,9 +14,10 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// pleg is the pod lifecycle event generator: it relists this agent's sandboxes and
-// containers every period, compares the snapshot with the previous one, and reports the UID
-// of every pod whose runtime state changed (a container started, exited or vanished).
+// pleg is the pod lifecycle event generator: it wakes pods on the runtime's stop events
+// (pleg_events.go), and it relists this agent's sandboxes and containers every period,
+// compares the snapshot with the previous one, and reports the UID of every pod whose
+// runtime state changed (a container started, exited or vanished).
 // The first relist reports every pod the runtime holds, which is how pods that survived an
 // agent restart are adopted.
 type pleg struct {
@@ -39,6 +41,9 @@ func newPLEG(rt internalapi.RuntimeService, nodeName string, period time.Duratio
 
 func (p *pleg) run(ctx context.Context) {
 	logger := klog.FromContext(ctx).WithName("pleg")
+	var events sync.WaitGroup
+	defer events.Wait()
+	events.Go(func() { p.watchEvents(ctx) })
 	t := time.NewTicker(p.period)
 	defer t.Stop()
 	for {

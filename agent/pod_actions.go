@@ -26,6 +26,9 @@ type podActions struct {
 	// initToStart indexes pod.Spec.InitContainers; -1 for none. Init containers run one
 	// at a time, before any app container.
 	initToStart int
+	// sidecarsToStart indexes pod.Spec.InitContainers: sidecars of an initialized pod
+	// that must run again.
+	sidecarsToStart []int
 	// containersToStart indexes pod.Spec.Containers.
 	containersToStart []int
 	containersToKill  []containerToKill
@@ -76,6 +79,7 @@ func computeContainerActions(pod *v1.Pod, rp *runtimePod, sandboxID string, unhe
 		}
 		return act
 	}
+	sidecarActions(pod, rp, sandboxID, unhealthy, &act)
 	for i := range pod.Spec.Containers {
 		c := &pod.Spec.Containers[i]
 		prev := rp.containersNamed(c.Name)
@@ -130,4 +134,9 @@ func shouldRestart(policy v1.RestartPolicy, exited *runtimeapi.ContainerStatus) 
 func containerSucceeded(rp *runtimePod, name string) bool {
 	prev := rp.containersNamed(name)
 	return len(prev) > 0 && prev[0].State == runtimeapi.ContainerState_CONTAINER_EXITED && prev[0].ExitCode == 0
+}
+
+// startsAny reports whether the plan starts any container.
+func (act *podActions) startsAny() bool {
+	return act.initToStart >= 0 || len(act.sidecarsToStart) > 0 || len(act.containersToStart) > 0
 }

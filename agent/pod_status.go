@@ -42,7 +42,9 @@ func (a *Agent) generatePodStatus(pod *v1.Pod, rp *runtimePod, waitingReasons ma
 	}
 	for i := range pod.Spec.InitContainers {
 		cs := a.containerStatus(pod, rp, &pod.Spec.InitContainers[i], waitingReasons, reasonPodInitializing)
-		cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+		if !isSidecar(&pod.Spec.InitContainers[i]) { // a sidecar is ready as a running container is
+			cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+		}
 		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
 	}
 	appDefault := reasonContainerCreating
@@ -220,7 +222,8 @@ func podPhase(pod *v1.Pod, st v1.PodStatus, initialized bool) v1.PodPhase {
 	}
 	if !initialized {
 		for _, cs := range st.InitContainerStatuses {
-			if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
+			if t := cs.State.Terminated; t != nil && t.ExitCode != 0 && pod.Spec.RestartPolicy == v1.RestartPolicyNever &&
+				!isSidecarNamed(pod, cs.Name) {
 				return v1.PodFailed
 			}
 		}
@@ -282,6 +285,11 @@ func podConditions(pod *v1.Pod, rp *runtimePod, st v1.PodStatus, initialized boo
 		boolCondition(v1.PodReadyToStartContainers, sandboxReady, "", ""),
 		initializedCondition(st, initialized))
 	var unready []string
+	for _, cs := range st.InitContainerStatuses {
+		if isSidecarNamed(pod, cs.Name) && !cs.Ready {
+			unready = append(unready, cs.Name) // kubelet counts sidecars in ContainersReady
+		}
+	}
 	for _, cs := range st.ContainerStatuses {
 		if !cs.Ready {
 			unready = append(unready, cs.Name)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -139,28 +138,16 @@ func (w *probeWorker) probeOnce(ctx context.Context) error {
 			return err // already says "dial tcp host:port: ..."
 		}
 		return conn.Close()
+	case h.GRPC != nil:
+		return probeGRPC(ctx, h.GRPC, w.podIP, timeout)
 	}
-	return nil // gRPC probes are not run yet; they count as passing
+	return errors.New("probe has no handler")
 }
 
 func (w *probeWorker) probeHTTP(ctx context.Context, g *v1.HTTPGetAction, timeout time.Duration) error {
-	port, err := resolvePort(g.Port, w.container)
+	u, err := httpActionURL(g, w.container, w.podIP)
 	if err != nil {
 		return err
-	}
-	host := g.Host
-	if host == "" {
-		host = w.podIP
-	}
-	scheme := strings.ToLower(string(g.Scheme))
-	if scheme == "" {
-		scheme = "http"
-	}
-	u := &url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.Itoa(port))}
-	if path, query, ok := strings.Cut(g.Path, "?"); ok {
-		u.Path, u.RawQuery = path, query
-	} else {
-		u.Path = g.Path
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -98,7 +98,8 @@ func (a *Agent) linuxSandboxConfig(pod *v1.Pod) *runtimeapi.LinuxPodSandboxConfi
 			sc.SupplementalGroups = append(sc.SupplementalGroups, *psc.FSGroup)
 		}
 	}
-	for _, c := range pod.Spec.Containers {
+	// Like kubelet: the sandbox is privileged when any container (init ones included) is.
+	for _, c := range append(append([]v1.Container(nil), pod.Spec.InitContainers...), pod.Spec.Containers...) {
 		if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
 			sc.Privileged = true
 		}

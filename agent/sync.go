@@ -67,10 +67,17 @@ func (a *Agent) syncPod(ctx context.Context, pod *v1.Pod) (time.Duration, bool, 
 	if reason, msg, ok := a.admitter.admit(pod, !rp.empty(), a.allocatable()); !ok {
 		return 0, true, a.rejectPod(ctx, pod, reason, msg)
 	}
+	if retry, ok := a.setupPodVolumes(ctx, pod, rp); !ok {
+		return retry, false, nil
+	}
+	deadlineLeft, hasDeadline := activeDeadlineLeft(a.statuses.withStartTime(pod), time.Now())
+	if hasDeadline && deadlineLeft <= 0 {
+		return 0, true, a.failPastDeadline(ctx, pod)
+	}
 	actions := computePodActions(pod, rp, func(c *v1.Container, id string) (string, bool) {
 		return a.prober.containerUnhealthy(pod, c, id)
 	})
-	if actions.createSandbox || len(actions.containersToStart) > 0 || actions.initToStart >= 0 {
+	if actions.createSandbox || actions.startsAny() {
 		// Report what is there before the slow part (sandbox, pulls), as kubelet does, so
 		// the pod shows ContainerCreating rather than nothing while it starts.
 		a.reportStatus(ctx, pod, rp, a.reasons.get(pod.UID))
@@ -86,6 +93,11 @@ func (a *Agent) syncPod(ctx context.Context, pod *v1.Pod) (time.Duration, bool, 
 	phase, err := a.reportStatus(ctx, pod, rp, res.waiting)
 	if err != nil {
 		res.retryIn(syncErrorRetry)
+	}
+	if hasDeadline {
+		res.retryIn(deadlineLeft)
+	} else if _, ok := activeDeadlineLeft(a.statuses.withStartTime(pod), time.Now()); ok {
+		res.retryIn(time.Duration(*pod.Spec.ActiveDeadlineSeconds) * time.Second) // first sync: start time just set
 	}
 	return res.requeue, podPhaseTerminal(phase), res.err
 }
@@ -114,8 +126,7 @@ func (a *Agent) ensureProbes(pod *v1.Pod, rp *runtimePod) {
 	if pod.Spec.HostNetwork {
 		podIP = a.cfg.NodeIP
 	}
-	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
+	for _, c := range probedContainers(pod) {
 		if c.LivenessProbe == nil && c.ReadinessProbe == nil && c.StartupProbe == nil {
 			continue
 		}
@@ -163,14 +174,13 @@ func (a *Agent) applyActions(ctx context.Context, pod *v1.Pod, rp *runtimePod, a
 		attempt = rp.sandboxes[0].GetMetadata().GetAttempt()
 	}
 	for _, k := range act.containersToKill {
-		a.recorder.Event(containerRef(pod, k.name), v1.EventTypeNormal, eventKilling, k.reason)
-		if err := a.cfg.Runtime.StopContainer(ctx, k.id, podGracePeriod(pod)); err != nil && !isNotFound(err) {
-			res.err = fmt.Errorf("stop container %s: %w", k.id, err)
+		if err := a.killContainer(ctx, pod, rp, k.id, k.name, k.reason, podGracePeriod(pod)); err != nil {
+			res.err = err
 			return res
 		}
 		res.changed = true
 	}
-	if len(act.containersToStart) == 0 && act.initToStart < 0 {
+	if !act.startsAny() {
 		return res
 	}
 	sandboxCfg, err := a.sandboxConfig(pod, attempt)
@@ -193,6 +203,9 @@ func (a *Agent) applyActions(ctx context.Context, pod *v1.Pod, rp *runtimePod, a
 	}
 	if act.initToStart >= 0 {
 		start(&pod.Spec.InitContainers[act.initToStart])
+	}
+	for _, i := range act.sidecarsToStart {
+		start(&pod.Spec.InitContainers[i])
 	}
 	for _, i := range act.containersToStart {
 		start(&pod.Spec.Containers[i])

@@ -59,6 +59,9 @@ func (a *Agent) syncTerminatedPod(ctx context.Context, pod *v1.Pod, removed bool
 			return fmt.Errorf("remove pod log dir: %w", err)
 		}
 	}
+	if err := a.teardownPodVolumes(ctx, pod.UID); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(a.podDir(pod)); err != nil {
 		return fmt.Errorf("remove pod dir: %w", err)
 	}

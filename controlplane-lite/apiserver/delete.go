@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"mime"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/skiff-sh/skiff/controlplane-lite/apiserver/storage"
 )
 
 // defaultGracePeriod applies when a strategy asks for a graceful delete without
@@ -115,59 +118,111 @@ func deletedStatus(res *resource, obj runtime.Object) metav1.Status {
 	return st
 }
 
+// finalizingStrategy is implemented by the strategies of resources with finalizers of
+// their own next to metadata.finalizers: a namespace waits for spec.finalizers (the
+// namespace controller's "kubernetes") until its contents are gone.
+type finalizingStrategy interface {
+	// Finalizing reports whether obj still waits for such finalizers.
+	Finalizing(obj runtime.Object) bool
+	// PrepareForDelete updates obj as a delete marks it (a namespace turns Terminating).
+	PrepareForDelete(obj runtime.Object)
+}
+
+// errMustMark tells delete that the object it was about to remove needs a
+// deletionTimestamp instead: a finalizer or a grace period appeared meanwhile.
+var errMustMark = errors.New("object must be marked for deletion")
+
 // delete removes the object, or marks it with a deletionTimestamp when it must wait:
 // for its grace period (Strategy.GracefulDelete) or for finalizers, including the
 // garbage collector's for Foreground and Orphan propagation. It reports whether the
 // object is gone.
 func (s *Server) delete(ctx context.Context, res *resource, namespace, name string, opts *metav1.DeleteOptions) (runtime.Object, bool, error) {
+	if err := admitNamespaceDelete(res, name); err != nil {
+		return nil, false, err
+	}
 	current, err := res.store.Get(ctx, namespace, name)
 	if err != nil {
 		return nil, false, err
 	}
-	if err := checkPreconditions(res, name, opts.Preconditions, current); err != nil {
+	if err := storage.CheckPreconditions(res.def.GroupResource, name, opts.Preconditions, current); err != nil {
 		return nil, false, err
-	}
-	m, err := meta.Accessor(current)
-	if err != nil {
-		return nil, false, err
-	}
-	grace := gracePeriod(ctx, res, current, opts)
-	finalizers := gcFinalizers(m.GetFinalizers(), propagation(opts))
-	isDryRun := len(opts.DryRun) > 0
-	if grace == 0 && len(finalizers) == 0 {
-		if isDryRun {
-			return current, true, nil
-		}
-		pre := opts.Preconditions
-		if pre == nil {
-			// Do not remove an object of the same name created meanwhile.
-			uid := m.GetUID()
-			pre = &metav1.Preconditions{UID: &uid}
-		}
-		out, err := res.store.Delete(ctx, namespace, name, pre)
-		return out, err == nil, err
 	}
 	mark := func(cur runtime.Object) (runtime.Object, error) {
-		if err := checkPreconditions(res, name, opts.Preconditions, cur); err != nil {
+		if err := storage.CheckPreconditions(res.def.GroupResource, name, opts.Preconditions, cur); err != nil {
 			return nil, err
 		}
-		cm, err := meta.Accessor(cur)
-		if err != nil {
-			return nil, err
-		}
-		cm.SetFinalizers(gcFinalizers(cm.GetFinalizers(), propagation(opts)))
-		markDeleted(cm, grace)
-		return cur, nil
+		return markForDeletion(ctx, res, cur, opts)
 	}
-	if isDryRun {
+	if len(opts.DryRun) > 0 {
+		if !mustMark(ctx, res, current, opts) {
+			return current, true, nil
+		}
 		out, err := mark(current.DeepCopyObject())
 		return out, false, err
+	}
+	if !mustMark(ctx, res, current, opts) {
+		out, err := s.deleteNow(ctx, res, current, opts)
+		if !errors.Is(err, errMustMark) {
+			return out, err == nil, err
+		}
 	}
 	out, err := res.store.GuaranteedUpdate(ctx, namespace, name, mark)
 	if err != nil {
 		return nil, false, err
 	}
 	return s.finishDeletion(ctx, res, out)
+}
+
+// deleteNow removes current from storage, unless the stored state it would remove must
+// be marked instead (errMustMark): the decision is taken again on exactly the revision
+// deleted, so a finalizer added since current was read keeps the object.
+func (s *Server) deleteNow(ctx context.Context, res *resource, current runtime.Object, opts *metav1.DeleteOptions) (runtime.Object, error) {
+	m, err := meta.Accessor(current)
+	if err != nil {
+		return nil, err
+	}
+	pre := opts.Preconditions
+	if pre == nil {
+		// Do not remove an object of the same name created meanwhile.
+		uid := m.GetUID()
+		pre = &metav1.Preconditions{UID: &uid}
+	}
+	validate := func(stored runtime.Object) error {
+		if mustMark(ctx, res, stored, opts) {
+			return errMustMark
+		}
+		return nil
+	}
+	return res.store.Delete(ctx, m.GetNamespace(), m.GetName(), pre, validate)
+}
+
+// mustMark reports whether deleting obj only marks it: it has a grace period to wait
+// for, or finalizers (its own, or the garbage collector's the options ask for).
+func mustMark(ctx context.Context, res *resource, obj runtime.Object, opts *metav1.DeleteOptions) bool {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return false
+	}
+	if fs, ok := res.def.Strategy.(finalizingStrategy); ok && fs.Finalizing(obj) {
+		return true
+	}
+	return gracePeriod(ctx, res, obj, opts.DeepCopy()) > 0 || len(gcFinalizers(m.GetFinalizers(), propagation(opts))) > 0
+}
+
+// markForDeletion sets the deletion timestamp and the garbage collector's finalizers on
+// a private copy of the stored object.
+func markForDeletion(ctx context.Context, res *resource, cur runtime.Object, opts *metav1.DeleteOptions) (runtime.Object, error) {
+	cm, err := meta.Accessor(cur)
+	if err != nil {
+		return nil, err
+	}
+	grace := gracePeriod(ctx, res, cur, opts)
+	cm.SetFinalizers(gcFinalizers(cm.GetFinalizers(), propagation(opts)))
+	markDeleted(cm, grace)
+	if fs, ok := res.def.Strategy.(finalizingStrategy); ok {
+		fs.PrepareForDelete(cur)
+	}
+	return cur, nil
 }
 
 // gracePeriod is 0 for an immediate delete, or the seconds to wait.
@@ -240,27 +295,6 @@ func gcFinalizers(existing []string, policy metav1.DeletionPropagation) []string
 		}
 	}
 	return out
-}
-
-// checkPreconditions answers 409 Conflict, worded as kube-apiserver does, when the
-// object is not the one the client meant.
-func checkPreconditions(res *resource, name string, pre *metav1.Preconditions, obj runtime.Object) error {
-	if pre == nil {
-		return nil
-	}
-	m, err := meta.Accessor(obj)
-	if err != nil {
-		return err
-	}
-	if pre.UID != nil && *pre.UID != m.GetUID() {
-		return apierrors.NewConflict(res.def.GroupResource, name,
-			fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *pre.UID, m.GetUID()))
-	}
-	if pre.ResourceVersion != nil && *pre.ResourceVersion != m.GetResourceVersion() {
-		return apierrors.NewConflict(res.def.GroupResource, name,
-			fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pre.ResourceVersion, m.GetResourceVersion()))
-	}
-	return nil
 }
 
 // serveDeleteCollection deletes every object the selectors match, each as a single

@@ -132,7 +132,7 @@ func (s *memStore) GuaranteedUpdate(_ context.Context, ns, name string, tryUpdat
 	return stored.DeepCopyObject(), nil
 }
 
-func (s *memStore) Delete(_ context.Context, ns, name string, pre *metav1.Preconditions) (runtime.Object, error) {
+func (s *memStore) Delete(_ context.Context, ns, name string, pre *metav1.Preconditions, validate storage.ValidateDeleteFunc) (runtime.Object, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := s.key(ns, name)
@@ -140,9 +140,13 @@ func (s *memStore) Delete(_ context.Context, ns, name string, pre *metav1.Precon
 	if !ok {
 		return nil, apierrors.NewNotFound(s.res.GroupResource, name)
 	}
-	m := accessor(cur)
-	if pre != nil && (pre.UID != nil && *pre.UID != m.GetUID() || pre.ResourceVersion != nil && *pre.ResourceVersion != m.GetResourceVersion()) {
-		return nil, apierrors.NewConflict(s.res.GroupResource, name, errors.New("precondition failed"))
+	if err := storage.CheckPreconditions(s.res.GroupResource, name, pre, cur); err != nil {
+		return nil, err
+	}
+	if validate != nil {
+		if err := validate(cur); err != nil {
+			return nil, err
+		}
 	}
 	delete(s.objs, k)
 	gone := s.stamp(cur)

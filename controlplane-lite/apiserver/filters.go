@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -48,10 +49,62 @@ func isPublicPath(p string) bool {
 
 func (s *Server) buildHandler() http.Handler {
 	var h http.Handler = http.HandlerFunc(s.route)
+	h = s.withRequestTimeout(h)
 	h = s.withAuthentication(h)
 	h = withRecovery(h)
 	h = withLoggingAndAudit(h)
 	return h
+}
+
+// defaultRequestTimeout is kube-apiserver's default --request-timeout.
+const defaultRequestTimeout = 60 * time.Second
+
+// withRequestTimeout gives each request but the long-running ones a deadline, so that a
+// stalled etcd answers 504 instead of holding the request forever: the storage layer
+// turns an expired context into a Timeout Status.
+func (s *Server) withRequestTimeout(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isLongRunning(r) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		timeout := s.cfg.RequestTimeout
+		if v := r.URL.Query().Get("timeout"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				writeStatusError(w, apierrors.NewBadRequest(fmt.Sprintf("invalid timeout specified in the request URL: %v", err)))
+				return
+			}
+			if d > 0 && d < timeout {
+				timeout = d
+			}
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// isLongRunning tells watches and the streaming pods subresources (log, exec, attach,
+// portforward), which end when the client or the server is done, not on a deadline.
+func isLongRunning(r *http.Request) bool {
+	switch r.URL.Query().Get("watch") {
+	case "true", "1":
+		return true
+	}
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	// The legacy watch paths: /api/v1/watch/... and /apis/<group>/<version>/watch/...
+	if len(parts) > 2 && parts[0] == "api" && parts[2] == "watch" ||
+		len(parts) > 3 && parts[0] == "apis" && parts[3] == "watch" {
+		return true
+	}
+	if n := len(parts); n >= 3 && parts[n-3] == "pods" {
+		switch parts[n-1] {
+		case "log", "exec", "attach", "portforward":
+			return true
+		}
+	}
+	return false
 }
 
 // withAuthentication admits requests carrying a client certificate signed by the

@@ -8,6 +8,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -30,14 +31,25 @@ type kubeletSubresource struct {
 // kubelet API (kubectl logs, exec, attach, port-forward), with the kubelet's paths.
 func kubeletSubresources() map[string]kubeletSubresource {
 	withContainer := func(prefix string) func(ns, pod, c string) string {
-		return func(ns, pod, c string) string { return "/" + prefix + "/" + ns + "/" + pod + "/" + c }
+		return func(ns, pod, c string) string { return kubeletPath(prefix, ns, pod, c) }
 	}
 	return map[string]kubeletSubresource{
 		"attach":      {verbs: []string{"create", "get"}, kind: "PodAttachOptions", path: withContainer("attach")},
 		"exec":        {verbs: []string{"create", "get"}, kind: "PodExecOptions", path: withContainer("exec")},
 		"log":         {verbs: []string{"get"}, kind: "Pod", path: withContainer("containerLogs")},
-		"portforward": {verbs: []string{"create", "get"}, kind: "PodPortForwardOptions", path: func(ns, pod, _ string) string { return "/portForward/" + ns + "/" + pod }},
+		"portforward": {verbs: []string{"create", "get"}, kind: "PodPortForwardOptions", path: func(ns, pod, _ string) string { return kubeletPath("portForward", ns, pod) }},
 	}
+}
+
+// kubeletPath joins escaped segments into a kubelet URL path, so that no name can add
+// a segment or climb out of the pod's directory.
+func kubeletPath(segments ...string) string {
+	var b strings.Builder
+	for _, seg := range segments {
+		b.WriteString("/")
+		b.WriteString(url.PathEscape(seg))
+	}
+	return b.String()
 }
 
 func podsGVR() schema.GroupVersionResource { return corev1.SchemeGroupVersion.WithResource("pods") }
@@ -137,6 +149,9 @@ func (s *Server) kubeletTarget(r *http.Request, info *requestInfo, sub kubeletSu
 		}
 		container = pod.Spec.Containers[0].Name
 	}
+	if container != "" && !hasContainer(pod, container) {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("container %q is not valid for pod %q", container, pod.Name))
+	}
 	nodes := s.catalog.byGR[schema.GroupResource{Resource: "nodes"}]
 	nodeObj, err := nodes.store.Get(r.Context(), "", pod.Spec.NodeName)
 	if err != nil {
@@ -154,12 +169,39 @@ func (s *Server) kubeletTarget(r *http.Request, info *requestInfo, sub kubeletSu
 	if port == 0 {
 		port = defaultKubeletPort
 	}
+	rawPath := sub.path(pod.Namespace, pod.Name, container)
+	path, err := url.PathUnescape(rawPath)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
 	return &url.URL{
 		Scheme:   "https",
 		Host:     net.JoinHostPort(host, strconv.Itoa(port)),
-		Path:     sub.path(pod.Namespace, pod.Name, container),
+		Path:     path,
+		RawPath:  rawPath,
 		RawQuery: query.Encode(),
 	}, nil
+}
+
+// hasContainer reports whether name is one of pod's containers, init containers or
+// ephemeral containers: anything else must not reach the kubelet's URL path.
+func hasContainer(pod *corev1.Pod, name string) bool {
+	for _, c := range pod.Spec.Containers {
+		if c.Name == name {
+			return true
+		}
+	}
+	for _, c := range pod.Spec.InitContainers {
+		if c.Name == name {
+			return true
+		}
+	}
+	for _, c := range pod.Spec.EphemeralContainers {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // nodeAddress prefers the internal IP, as kube-apiserver's default

@@ -5,10 +5,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -125,6 +127,23 @@ func TestKubeletProxy(t *testing.T) {
 	expectCode(t, resp, http.StatusBadRequest)
 	if msg := resp.status(t).Message; msg != "a container name must be specified for pod two, choose one of: [a b]" {
 		t.Errorf("message %q", msg)
+	}
+	// A container the pod does not have, ".." included, never reaches the kubelet.
+	for _, c := range []string{"..", "..%2F..%2Fpods", "missing"} {
+		resp = s.do(t, http.MethodGet, "/api/v1/namespaces/default/pods/web/log?container="+c, "")
+		expectCode(t, resp, http.StatusBadRequest)
+		name, _ := url.QueryUnescape(c)
+		if msg := resp.status(t).Message; msg != fmt.Sprintf("container %q is not valid for pod \"web\"", name) {
+			t.Errorf("container %s: message %q", c, msg)
+		}
+	}
+	if len(fk.requests) > 0 {
+		t.Fatalf("the kubelet got %s for an invalid container", (<-fk.requests).URL)
+	}
+	resp = s.do(t, http.MethodGet, "/api/v1/namespaces/default/pods/two/log?container=b", "")
+	expectCode(t, resp, http.StatusOK)
+	if got := <-fk.requests; got.URL.Path != "/containerLogs/default/two/b" {
+		t.Errorf("kubelet got %s", got.URL)
 	}
 	resp = s.do(t, http.MethodGet, "/api/v1/namespaces/default/pods/pending/log", "")
 	expectCode(t, resp, http.StatusBadRequest)

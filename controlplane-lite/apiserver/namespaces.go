@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -55,4 +56,17 @@ func newNamespace(name string) *corev1.Namespace {
 		Spec:   corev1.NamespaceSpec{Finalizers: []corev1.FinalizerName{corev1.FinalizerKubernetes}},
 		Status: corev1.NamespaceStatus{Phase: corev1.NamespaceActive},
 	}
+}
+
+// admitNamespaceDelete is the delete half of kube's NamespaceLifecycle admission: the
+// namespaces the apiserver keeps for itself cannot be deleted.
+func admitNamespaceDelete(res *resource, name string) error {
+	if res.def.GroupResource != namespacesGR() {
+		return nil
+	}
+	switch name {
+	case metav1.NamespaceDefault, metav1.NamespaceSystem, metav1.NamespacePublic:
+		return apierrors.NewForbidden(namespacesGR(), name, errors.New("this namespace may not be deleted"))
+	}
+	return nil
 }

@@ -2,9 +2,11 @@ package apiserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
+	jsonpatchv5 "github.com/evanphx/json-patch/v5"
 	jsonpatch "gopkg.in/evanphx/json-patch.v4"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -114,6 +116,45 @@ func (s *Server) patchObject(current runtime.Object, gvk schema.GroupVersionKind
 	return dec.obj, dec.warnings, nil
 }
 
+// JSON patch limits, kube-apiserver's: a patch may hold at most maxJSONPatchOperations
+// operations, and its copy operations may add at most maxCopyGrowth bytes, so that a
+// small patch cannot copy a document into gigabytes.
+const (
+	maxJSONPatchOperations = 10000
+	maxCopyGrowth          = 3 * maxBodyBytes
+)
+
+// applyJSONPatch applies an RFC 6902 patch within the limits above. It uses json-patch
+// v5 for its per-call options: v4 only has a process-wide copy limit.
+func applyJSONPatch(original, patch []byte) ([]byte, error) {
+	p, err := jsonpatchv5.DecodePatch(patch)
+	if err != nil {
+		return nil, apierrors.NewBadRequest(err.Error())
+	}
+	if len(p) > maxJSONPatchOperations {
+		return nil, apierrors.NewRequestEntityTooLargeError(fmt.Sprintf(
+			"The allowed maximum operations in a JSON patch is %d, got %d", maxJSONPatchOperations, len(p)))
+	}
+	opts := jsonpatchv5.NewApplyOptions()
+	opts.AccumulatedCopySizeLimit = maxCopyGrowth
+	out, err := p.ApplyWithOptions(original, opts)
+	var tooLarge *jsonpatchv5.AccumulatedCopySizeError
+	if errors.As(err, &tooLarge) {
+		return nil, apierrors.NewRequestEntityTooLargeError(err.Error())
+	}
+	if err != nil {
+		return nil, invalidPatch(patch, err)
+	}
+	return out, nil
+}
+
+// invalidPatch is kube-apiserver's 422 on "patch" for a patch that cannot be applied.
+func invalidPatch(patch []byte, err error) error {
+	return apierrors.NewInvalid(schema.GroupKind{}, "", field.ErrorList{
+		field.Invalid(field.NewPath("patch"), string(patch), err.Error()),
+	})
+}
+
 // applyPatch applies a JSON, merge or strategic merge patch; dataStruct is the Go type
 // whose patchStrategy tags drive the strategic merge.
 func applyPatch(pt string, original, patch []byte, dataStruct runtime.Object) ([]byte, error) {
@@ -121,11 +162,7 @@ func applyPatch(pt string, original, patch []byte, dataStruct runtime.Object) ([
 	var err error
 	switch types.PatchType(pt) {
 	case types.JSONPatchType:
-		p, decodeErr := jsonpatch.DecodePatch(patch)
-		if decodeErr != nil {
-			return nil, apierrors.NewBadRequest(decodeErr.Error())
-		}
-		out, err = p.Apply(original)
+		return applyJSONPatch(original, patch)
 	case types.MergePatchType:
 		out, err = jsonpatch.MergePatch(original, patch)
 	case types.StrategicMergePatchType:
@@ -134,10 +171,7 @@ func applyPatch(pt string, original, patch []byte, dataStruct runtime.Object) ([
 		return nil, checkPatchType(pt, false)
 	}
 	if err != nil {
-		// kube-apiserver answers a patch that cannot be applied with 422 on "patch".
-		return nil, apierrors.NewInvalid(schema.GroupKind{}, "", field.ErrorList{
-			field.Invalid(field.NewPath("patch"), string(patch), err.Error()),
-		})
+		return nil, invalidPatch(patch, err)
 	}
 	return out, nil
 }

@@ -483,3 +483,13 @@ func TestAuthentication(t *testing.T) {
 		t.Errorf("admin certificate: %+v %v", u, err)
 	}
 }
+
+// An empty namespace segment names no namespace: it is not a list across all of them.
+func TestEmptyNamespaceSegmentIsNotFound(t *testing.T) {
+	s := newTestServer(t)
+	expectCode(t, s.do(t, http.MethodPost, "/apis/apps/v1/namespaces/default/replicasets", rsJSON("web", "")), http.StatusCreated)
+	for _, path := range []string{"/apis/apps/v1/namespaces//replicasets", "/apis/apps/v1/namespaces//replicasets/web"} {
+		expectCode(t, s.do(t, http.MethodGet, path, ""), http.StatusNotFound)
+	}
+	expectCode(t, s.do(t, http.MethodGet, "/apis/apps/v1/replicasets", ""), http.StatusOK)
+}

@@ -24,9 +24,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	p := strings.TrimSuffix(r.URL.Path, "/")
 	switch {
 	case isHealthPath(p):
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		_, _ = w.Write([]byte("ok"))
+		s.serveHealth(w, r, p)
 	case p == "/version":
 		s.serveVersion(w, r)
 	case p == "/openapi/v2" || strings.HasPrefix(p, "/openapi/v3"):
@@ -62,7 +60,7 @@ func isReviewPath(p string) bool {
 }
 
 // isHealthPath matches /healthz, /livez, /readyz and their named checks
-// (e.g. /readyz/ping): skiff has no separate checks, so all answer ok.
+// (e.g. /readyz/etcd).
 func isHealthPath(p string) bool {
 	for _, prefix := range []string{"/healthz", "/livez", "/readyz"} {
 		if p == prefix || strings.HasPrefix(p, prefix+"/") {
@@ -105,6 +103,10 @@ func (s *Server) parseResourcePath(r *http.Request, gv schema.GroupVersion, part
 	if parts[0] == "namespaces" && len(parts) >= 3 && parts[2] != "status" && parts[2] != "finalize" {
 		info.namespace = parts[1]
 		parts = parts[2:]
+		if info.namespace == "" {
+			// namespaces//pods names no namespace; it is not a list across all of them.
+			return nil, notFoundPath()
+		}
 	}
 	if len(parts) > 3 {
 		return nil, notFoundPath()

@@ -53,6 +53,13 @@ type Config struct {
 	// server-side apply; build it with managedfields.NewTypeConverter from the
 	// OpenAPI schemas (openapi.Handler.Schemas). Without it apply answers 415.
 	TypeConverter managedfields.TypeConverter
+	// HealthChecks run on /livez, /readyz and /healthz next to "ping", each within 2s;
+	// give the etcd check here.
+	HealthChecks []HealthCheck
+	// RequestTimeout bounds every request but watches and the streaming pods
+	// subresources (kube-apiserver's --request-timeout); 0 means 60s. A request's
+	// ?timeout= may shorten it.
+	RequestTimeout time.Duration
 }
 
 // Server is the apiserver's HTTP layer. It is safe for concurrent use.
@@ -76,6 +83,9 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("invalid apiserver config: %w", err)
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = defaultRequestTimeout
 	}
 	cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
 	if err != nil {
@@ -136,6 +146,14 @@ func (c *Config) validate() error {
 	}
 	if (c.KubeletClientCertFile == "") != (c.KubeletClientKeyFile == "") {
 		errs = append(errs, errors.New("KubeletClientCertFile and KubeletClientKeyFile go together"))
+	}
+	if c.RequestTimeout < 0 {
+		errs = append(errs, fmt.Errorf("RequestTimeout %v is negative", c.RequestTimeout))
+	}
+	for _, hc := range c.HealthChecks {
+		if hc.Name == "" || hc.Check == nil {
+			errs = append(errs, errors.New("a HealthCheck needs a Name and a Check"))
+		}
 	}
 	if len(c.Definitions) == 0 {
 		errs = append(errs, errors.New("no Definitions"))
@@ -248,6 +266,8 @@ func (s *Server) Run(ctx context.Context) error {
 		Handler:           s.handler,
 		TLSConfig:         s.TLSConfig(),
 		ReadHeaderTimeout: 30 * time.Second,
+		// Idle keep-alive connections go after a while; watches are not idle.
+		IdleTimeout: 90 * time.Second,
 		// client-go multiplexes every watch of a process over one HTTP/2 connection;
 		// allow as many streams as kube-apiserver does.
 		HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 1000},

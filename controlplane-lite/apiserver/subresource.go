@@ -27,6 +27,10 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, info *
 		s.serveKubeletProxy(w, r, info)
 		return
 	}
+	if res.def.GroupResource == namespacesGR() && info.subresource == "finalize" {
+		s.serveFinalize(w, r, info)
+		return
+	}
 	sub, ok := res.def.Subresources[info.subresource]
 	if !ok {
 		writeStatusError(w, notFoundPath())
@@ -46,6 +50,17 @@ func (s *Server) serveSubresource(w http.ResponseWriter, r *http.Request, info *
 	default:
 		writeStatusError(w, apierrors.NewMethodNotSupported(res.def.GroupResource, info.verb))
 	}
+}
+
+// serveFinalize serves PUT namespaces/{name}/finalize, through which the namespace
+// controller removes spec.finalizers; a terminating namespace whose last finalizer goes
+// is removed.
+func (s *Server) serveFinalize(w http.ResponseWriter, r *http.Request, info *requestInfo) {
+	if info.verb != "update" {
+		writeStatusError(w, apierrors.NewMethodNotSupported(schema.GroupResource{Resource: "namespaces/finalize"}, info.verb))
+		return
+	}
+	s.serveReplace(w, r, info, registry.NamespaceFinalizeStrategy())
 }
 
 func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request, info *requestInfo, strategy registry.StatusStrategy) {

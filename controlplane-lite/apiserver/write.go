@@ -337,11 +337,14 @@ func (s *Server) finishDeletion(ctx context.Context, res *resource, obj runtime.
 	if err != nil || m.GetDeletionTimestamp() == nil || len(m.GetFinalizers()) > 0 {
 		return obj, false, nil
 	}
+	if fs, ok := res.def.Strategy.(finalizingStrategy); ok && fs.Finalizing(obj) {
+		return obj, false, nil
+	}
 	if g := m.GetDeletionGracePeriodSeconds(); g != nil && *g > 0 {
 		return obj, false, nil
 	}
 	uid, rv := m.GetUID(), m.GetResourceVersion()
-	out, err := res.store.Delete(ctx, m.GetNamespace(), m.GetName(), &metav1.Preconditions{UID: &uid, ResourceVersion: &rv})
+	out, err := res.store.Delete(ctx, m.GetNamespace(), m.GetName(), &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}, nil)
 	switch {
 	case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
 		// Someone else removed or changed it meanwhile; their request finishes the job.

@@ -38,10 +38,12 @@ func Definitions() []Definition {
 
 func definitions(now clock) []Definition {
 	return []Definition{
+		configMapDefinition(now),
 		eventDefinition(now),
 		namespaceDefinition(now),
 		nodeDefinition(now),
 		podDefinition(now),
+		secretDefinition(now),
 		replicaSetDefinition(now),
 		leaseDefinition(now),
 	}

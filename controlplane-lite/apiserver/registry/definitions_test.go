@@ -22,6 +22,8 @@ func TestDefinitions(t *testing.T) {
 		"namespaces":                 {schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}, "/registry/namespaces", false, "namespace", []string{"ns"}, nil, []string{"create", "delete", "get", "list", "patch", "update", "watch"}, []string{"status"}},
 		"pods":                       {schema.GroupVersionKind{Version: "v1", Kind: "Pod"}, "/registry/pods", true, "pod", []string{"po"}, []string{"all"}, verbsAll(), []string{"binding", "status"}},
 		"nodes":                      {schema.GroupVersionKind{Version: "v1", Kind: "Node"}, "/registry/minions", false, "node", []string{"no"}, nil, verbsAll(), []string{"status"}},
+		"configmaps":                 {schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, "/registry/configmaps", true, "configmap", []string{"cm"}, nil, verbsAll(), nil},
+		"secrets":                    {schema.GroupVersionKind{Version: "v1", Kind: "Secret"}, "/registry/secrets", true, "secret", nil, nil, verbsAll(), nil},
 		"events":                     {schema.GroupVersionKind{Version: "v1", Kind: "Event"}, "/registry/events", true, "event", []string{"ev"}, nil, verbsAll(), nil},
 		"replicasets.apps":           {schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "ReplicaSet"}, "/registry/replicasets", true, "replicaset", []string{"rs"}, []string{"all"}, verbsAll(), []string{"scale", "status"}},
 		"leases.coordination.k8s.io": {schema.GroupVersionKind{Group: "coordination.k8s.io", Version: "v1", Kind: "Lease"}, "/registry/leases", true, "lease", nil, nil, verbsAll(), nil},

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -17,8 +18,9 @@ import (
 
 var namespaceGR = schema.GroupResource{Resource: "namespaces"}
 
-// namespaceStrategy: skiff deletes a namespace at once and leaves out the "kubernetes"
-// finalizer kube-apiserver adds, as it has no namespace controller to remove it.
+// namespaceStrategy gives new namespaces the "kubernetes" spec finalizer, as
+// kube-apiserver does: a deleted namespace turns Terminating and stays until the
+// namespace controller has deleted its contents and removed the finalizer.
 type namespaceStrategy struct{ now clock }
 
 // Default sets phase Active and the kubernetes.io/metadata.name label, which kube keeps
@@ -46,6 +48,24 @@ func (s namespaceStrategy) PrepareForCreate(_ context.Context, obj runtime.Objec
 	s.Default(ns)
 	clearDeletion(&ns.ObjectMeta)
 	ns.Status = corev1.NamespaceStatus{Phase: corev1.NamespaceActive}
+	if !slices.Contains(ns.Spec.Finalizers, corev1.FinalizerKubernetes) {
+		ns.Spec.Finalizers = append(ns.Spec.Finalizers, corev1.FinalizerKubernetes)
+	}
+}
+
+// Finalizing reports whether a namespace still has spec.finalizers: a delete only marks
+// it then, and it is removed once the last one is gone (through namespaces/finalize).
+func (namespaceStrategy) Finalizing(obj runtime.Object) bool {
+	ns, ok := obj.(*corev1.Namespace)
+	return ok && len(ns.Spec.Finalizers) > 0
+}
+
+// PrepareForDelete turns a namespace being deleted Terminating, which the namespace
+// controller and the admission of new content look for.
+func (namespaceStrategy) PrepareForDelete(obj runtime.Object) {
+	if ns, ok := obj.(*corev1.Namespace); ok {
+		ns.Status.Phase = corev1.NamespaceTerminating
+	}
 }
 
 func (s namespaceStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
@@ -89,6 +109,25 @@ func standardFinalizer(name string) bool {
 
 func (namespaceStrategy) GracefulDelete(context.Context, runtime.Object, *metav1.DeleteOptions) bool {
 	return false
+}
+
+// NamespaceFinalizeStrategy is the update strategy of namespaces/finalize, which changes
+// only spec.finalizers (the namespace controller removes "kubernetes" through it).
+func NamespaceFinalizeStrategy() StatusStrategy { return namespaceFinalizeStrategy{} }
+
+type namespaceFinalizeStrategy struct{}
+
+func (namespaceFinalizeStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	ns, oldNS := obj.(*corev1.Namespace), old.(*corev1.Namespace)
+	finalizers := ns.Spec.Finalizers
+	*ns = *oldNS.DeepCopy()
+	ns.Spec.Finalizers = finalizers
+}
+
+func (namespaceFinalizeStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
+	ns, oldNS := obj.(*corev1.Namespace), old.(*corev1.Namespace)
+	errs := validateObjectMetaUpdate(&ns.ObjectMeta, &oldNS.ObjectMeta)
+	return append(errs, validateNamespaceFinalizers(ns.Spec.Finalizers)...)
 }
 
 // namespaceStatusStrategy serves namespaces/status.

@@ -101,11 +101,11 @@ func TestInformerFollowsNodePods(t *testing.T) {
 				t.Fatal(err)
 			}
 			mustCreate(t, s, newPod("ns", "after-relist-"+suffix, "node1", nil))
-			if _, err := s.Delete(ctx, "ns", "new-"+suffix, nil); err != nil {
+			if _, err := s.Delete(ctx, "ns", "new-"+suffix, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 			waitForKeys(t, informer, "ns/after-relist-"+suffix, "ns/early1")
-			if _, err := s.Delete(ctx, "ns", "after-relist-"+suffix, nil); err != nil {
+			if _, err := s.Delete(ctx, "ns", "after-relist-"+suffix, nil, nil); err != nil {
 				t.Fatal(err)
 			}
 

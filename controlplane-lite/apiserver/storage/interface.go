@@ -52,6 +52,11 @@ type ListOptions struct {
 // more than once when another writer races the update.
 type UpdateFunc func(current runtime.Object) (runtime.Object, error)
 
+// ValidateDeleteFunc decides whether current, the stored state a Delete is about to remove,
+// may be removed; the apiserver refuses with an error when finalizers or a grace period
+// appeared since it looked. It must not modify current.
+type ValidateDeleteFunc func(current runtime.Object) error
+
 // Store is the storage of one resource on etcd, with a watch cache in front of it.
 // All errors are *apierrors.StatusError values (NotFound, AlreadyExists, Conflict, Gone,
 // ...) built with the Resource's GroupResource, so the REST layer returns them as they are.
@@ -70,9 +75,13 @@ type Store interface {
 	// returns carries a non-empty resourceVersion different from the stored one, the
 	// update fails with Conflict (optimistic concurrency for PUT).
 	GuaranteedUpdate(ctx context.Context, namespace, name string, tryUpdate UpdateFunc) (runtime.Object, error)
-	// Delete removes the object, checking the optional preconditions (uid, resourceVersion);
-	// it returns the last stored state.
-	Delete(ctx context.Context, namespace, name string, preconditions *metav1.Preconditions) (runtime.Object, error)
+	// Delete removes the object, checking the optional preconditions (uid, resourceVersion)
+	// and then the optional validate against the state it is about to delete; both run
+	// again on every retry of the compare-and-swap, so what they approve is exactly what is
+	// deleted. It returns the last stored state; an error of validate aborts the delete
+	// and is returned unchanged.
+	Delete(ctx context.Context, namespace, name string, preconditions *metav1.Preconditions,
+		validate ValidateDeleteFunc) (runtime.Object, error)
 	// Watch streams changes after opts.ResourceVersion from the watch cache, filtered by
 	// namespace and selectors ("" or "0" start with synthetic ADDED events of the current
 	// state; a RV older than the cache's window gets, like kube-apiserver, a watch whose

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/scheme"
 )
 
@@ -260,7 +261,8 @@ func (s *store) prepareUpdate(updated runtime.Object, namespace, name string, cu
 	return data, nil
 }
 
-func (s *store) Delete(ctx context.Context, namespace, name string, preconditions *metav1.Preconditions) (runtime.Object, error) {
+func (s *store) Delete(ctx context.Context, namespace, name string, preconditions *metav1.Preconditions,
+	validate ValidateDeleteFunc) (runtime.Object, error) {
 	cur, err := s.getKV(ctx, namespace, name)
 	if err != nil {
 		return nil, err
@@ -271,8 +273,15 @@ func (s *store) Delete(ctx context.Context, namespace, name string, precondition
 		if err != nil {
 			return nil, apierrors.NewInternalError(err)
 		}
-		if err := s.checkPreconditions(current, name, preconditions); err != nil {
+		if err := CheckPreconditions(s.res.GroupResource, name, preconditions, current); err != nil {
 			return nil, err
+		}
+		// validate sees exactly the revision the compare-and-swap below deletes, so a
+		// finalizer added meanwhile is never deleted with the object.
+		if validate != nil {
+			if err := validate(current); err != nil {
+				return nil, err
+			}
 		}
 		resp, err := s.client.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(key), "=", cur.ModRevision)).
@@ -293,8 +302,9 @@ func (s *store) Delete(ctx context.Context, namespace, name string, precondition
 	}
 }
 
-// checkPreconditions applies DeleteOptions.Preconditions with kube-apiserver's messages.
-func (s *store) checkPreconditions(obj runtime.Object, name string, p *metav1.Preconditions) error {
+// CheckPreconditions answers 409 Conflict, worded as kube-apiserver does, when obj is not
+// the object DeleteOptions.Preconditions p names. A nil p always passes.
+func CheckPreconditions(gr schema.GroupResource, name string, p *metav1.Preconditions, obj runtime.Object) error {
 	if p == nil {
 		return nil
 	}
@@ -303,11 +313,11 @@ func (s *store) checkPreconditions(obj runtime.Object, name string, p *metav1.Pr
 		return apierrors.NewInternalError(err)
 	}
 	if p.UID != nil && *p.UID != accessor.GetUID() {
-		return apierrors.NewConflict(s.res.GroupResource, name, fmt.Errorf(
+		return apierrors.NewConflict(gr, name, fmt.Errorf(
 			"Precondition failed: UID in precondition: %v, UID in object meta: %v", *p.UID, accessor.GetUID()))
 	}
 	if p.ResourceVersion != nil && *p.ResourceVersion != accessor.GetResourceVersion() {
-		return apierrors.NewConflict(s.res.GroupResource, name, fmt.Errorf(
+		return apierrors.NewConflict(gr, name, fmt.Errorf(
 			"Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v",
 			*p.ResourceVersion, accessor.GetResourceVersion()))
 	}

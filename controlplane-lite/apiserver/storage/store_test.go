@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,21 +90,21 @@ func TestCreateGetDelete(t *testing.T) {
 	}
 
 	wrongUID := types.UID("nope")
-	if _, err := s.Delete(ctx, "default", "web", &metav1.Preconditions{UID: &wrongUID}); !apierrors.IsConflict(err) {
+	if _, err := s.Delete(ctx, "default", "web", &metav1.Preconditions{UID: &wrongUID}, nil); !apierrors.IsConflict(err) {
 		t.Errorf("delete with wrong uid: %v, want Conflict", err)
 	}
 	staleRV := "1"
-	if _, err := s.Delete(ctx, "default", "web", &metav1.Preconditions{ResourceVersion: &staleRV}); !apierrors.IsConflict(err) {
+	if _, err := s.Delete(ctx, "default", "web", &metav1.Preconditions{ResourceVersion: &staleRV}, nil); !apierrors.IsConflict(err) {
 		t.Errorf("delete with stale rv: %v, want Conflict", err)
 	}
-	deleted, err := s.Delete(ctx, "default", "web", &metav1.Preconditions{UID: &in.UID, ResourceVersion: &created.ResourceVersion})
+	deleted, err := s.Delete(ctx, "default", "web", &metav1.Preconditions{UID: &in.UID, ResourceVersion: &created.ResourceVersion}, nil)
 	if err != nil {
 		t.Fatalf("delete: %v", err)
 	}
 	if deleted.(*corev1.Pod).Name != "web" {
 		t.Errorf("delete returned %v", deleted)
 	}
-	if _, err := s.Delete(ctx, "default", "web", nil); !apierrors.IsNotFound(err) {
+	if _, err := s.Delete(ctx, "default", "web", nil, nil); !apierrors.IsNotFound(err) {
 		t.Errorf("second delete: %v, want NotFound", err)
 	}
 	if _, err := s.Get(ctx, "other", "web"); err != nil {
@@ -254,5 +255,42 @@ func TestTooLargeObjectIs413(t *testing.T) {
 	_, err := s.Create(context.Background(), pod)
 	if !apierrors.IsRequestEntityTooLargeError(err) {
 		t.Fatalf("create of a 1.7 MiB pod: %v, want 413", err)
+	}
+}
+
+// TestDeleteValidatesTheRevisionItDeletes: a write between Delete's read and its
+// compare-and-swap makes Delete validate the new state, which may refuse the delete.
+func TestDeleteValidatesTheRevisionItDeletes(t *testing.T) {
+	s, client := testStore(t, defaultOptions())
+	ctx := context.Background()
+	mustCreate(t, s, newPod("default", "web", "", nil))
+	errHasFinalizer := errors.New("has a finalizer")
+	calls := 0
+	_, err := s.Delete(ctx, "default", "web", nil, func(current runtime.Object) error {
+		calls++
+		if len(current.(*corev1.Pod).Finalizers) > 0 {
+			return errHasFinalizer
+		}
+		if calls == 1 {
+			// Another writer adds a finalizer after Delete read the object.
+			_, err := s.GuaranteedUpdate(ctx, "default", "web", func(cur runtime.Object) (runtime.Object, error) {
+				cur.(*corev1.Pod).Finalizers = []string{"example.com/keep"}
+				return cur, nil
+			})
+			if err != nil {
+				t.Fatalf("add finalizer: %v", err)
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, errHasFinalizer) {
+		t.Fatalf("Delete = %v, want the validate error", err)
+	}
+	if calls != 2 {
+		t.Errorf("validate ran %d times, want 2 (once per revision)", calls)
+	}
+	resp, err := client.Get(ctx, "/registry/pods/default/web")
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("the object with the finalizer was deleted: %v", err)
 	}
 }

@@ -14,11 +14,13 @@ func (s *store) Watch(ctx context.Context, namespace string, opts ListOptions) (
 		return nil, apierrors.NewBadRequest(err.Error())
 	}
 	return s.cache.watch(ctx, s.cache.namespaceFilter(namespace), newPredicate(opts), watchStart{
-		rev:         rev,
-		consistent:  opts.ResourceVersion == "",
-		initial:     sendInitialEvents(opts),
-		bookmarks:   opts.AllowWatchBookmarks,
-		initialMark: opts.SendInitialEvents != nil && *opts.SendInitialEvents,
+		rev:        rev,
+		consistent: opts.ResourceVersion == "",
+		initial:    sendInitialEvents(opts),
+		bookmarks:  opts.AllowWatchBookmarks,
+		// Like kube-apiserver, the end-of-initial-events bookmark is a bookmark: only
+		// watchers that allow bookmarks get it.
+		initialMark: opts.SendInitialEvents != nil && *opts.SendInitialEvents && opts.AllowWatchBookmarks,
 	})
 }
 

@@ -41,7 +41,7 @@ func TestWatchFromZeroStartsWithCurrentState(t *testing.T) {
 	if got := expectEvent(t, w, watch.Modified, "a", a2.ResourceVersion); got.Labels["x"] != "y" {
 		t.Errorf("MODIFIED carries labels %v", got.Labels)
 	}
-	if _, err := s.Delete(context.Background(), "ns", "b", nil); err != nil {
+	if _, err := s.Delete(context.Background(), "ns", "b", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	deleted := expectEvent(t, w, watch.Deleted, "b", "")
@@ -118,7 +118,7 @@ func TestWatchSelectorTransitions(t *testing.T) {
 	// Scheduling binds the pod to node1: the node's agent sees it appear.
 	bound := mustUpdate(t, s, "ns", "p", func(p *corev1.Pod) { p.Spec.NodeName = "node1" })
 	expectEvent(t, byNode, watch.Added, "p", bound.ResourceVersion)
-	if _, err := s.Delete(context.Background(), "ns", "p", nil); err != nil {
+	if _, err := s.Delete(context.Background(), "ns", "p", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	expectEvent(t, byNode, watch.Deleted, "p", "")
@@ -165,6 +165,21 @@ func TestWatchListEndsInitialEventsWithBookmark(t *testing.T) {
 	}
 	c := mustCreate(t, s, newPod("ns", "c", "", nil))
 	expectEvent(t, w, watch.Added, "c", c.ResourceVersion)
+}
+
+// The initial-events-end bookmark is a bookmark: a watcher that does not allow
+// bookmarks goes straight from the initial events to the changes.
+func TestWatchListWithoutBookmarksHasNoInitialMark(t *testing.T) {
+	s, _ := testStore(t, defaultOptions())
+	mustCreate(t, s, newPod("ns", "a", "", nil))
+	yes := true
+	w := startWatch(t, s, "ns", ListOptions{SendInitialEvents: &yes,
+		ResourceVersionMatch: metav1.ResourceVersionMatchNotOlderThan})
+	expectEvent(t, w, watch.Added, "a", "")
+	c := mustCreate(t, s, newPod("ns", "c", "", nil))
+	if ev := nextEvent(t, w); ev.Type != watch.Added || ev.Object.(*corev1.Pod).Name != "c" {
+		t.Fatalf("got %s %+v after the initial events, want ADDED c (rv %s)", ev.Type, ev.Object, c.ResourceVersion)
+	}
 }
 
 // A watcher that does not read is closed once its buffer is full; the others go on.
@@ -275,7 +290,7 @@ func TestPinnedWatchers(t *testing.T) {
 	// An unscheduled pod's deletion reaches the scheduler's watch exactly once.
 	mustCreate(t, s, newPod("ns", "q", "", nil))
 	expectEvent(t, unscheduled, watch.Added, "q", "")
-	if _, err := s.Delete(context.Background(), "ns", "q", nil); err != nil {
+	if _, err := s.Delete(context.Background(), "ns", "q", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	expectEvent(t, unscheduled, watch.Deleted, "q", "")

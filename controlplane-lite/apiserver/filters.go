@@ -98,7 +98,8 @@ func isLongRunning(r *http.Request) bool {
 		len(parts) > 3 && parts[0] == "apis" && parts[3] == "watch" {
 		return true
 	}
-	if n := len(parts); n >= 3 && parts[n-3] == "pods" {
+	// .../namespaces/<ns>/pods/<name>/<subresource>
+	if n := len(parts); n >= 5 && parts[n-5] == "namespaces" && parts[n-3] == "pods" {
 		switch parts[n-1] {
 		case "log", "exec", "attach", "portforward":
 			return true

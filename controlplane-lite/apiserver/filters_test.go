@@ -29,3 +29,22 @@ func TestRequestLogAtV4(t *testing.T) {
 		}
 	}
 }
+
+func TestIsLongRunning(t *testing.T) {
+	for path, want := range map[string]bool{
+		"/api/v1/pods?watch=true":                            true,
+		"/api/v1/watch/pods":                                 true,
+		"/apis/apps/v1/watch/namespaces/default/replicasets": true,
+		"/api/v1/namespaces/default/pods/web/log":            true,
+		"/api/v1/namespaces/default/pods/web/exec":           true,
+		"/api/v1/namespaces/default/pods/web":                false,
+		"/api/v1/namespaces/default/configmaps/watch":        false,
+		"/api/v1/namespaces/default/configmaps/log":          false,
+		"/apis/apps/v1/replicasets?watch=false":              false,
+	} {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		if got := isLongRunning(r); got != want {
+			t.Errorf("isLongRunning(%s) = %v, want %v", path, got, want)
+		}
+	}
+}

@@ -15,15 +15,15 @@
 //   - the garbage collector deletes dependents whose owners are all gone (background cascade,
 //     so "kubectl delete rs" removes its pods), orphans the dependents of owners carrying the
 //     "orphan" finalizer and implements foreground deletion (owners carrying the
-//     "foregroundDeletion" finalizer wait until their blocking dependents are gone). It
-//     covers the kinds skiff serves that own or are owned: pods, replicasets, leases (so a
-//     deleted Node's heartbeat Lease goes too) and nodes (as owners only).
+//     "foregroundDeletion" finalizer wait until their blocking dependents are gone). Like
+//     kube's, it covers every kind discovery reports as listable, watchable, patchable
+//     and deletable, through metadata informers and the metadata client (Config.Metadata).
 //   - the pod garbage collector force-deletes pods bound to nodes that no longer exist,
 //     unscheduled pods that are terminating, and the oldest terminated pods above a threshold.
-//   - the namespace cleaner deletes the pods, replicasets, leases and events left in a
-//     namespace that was deleted (skiff's apiserver removes namespaces at once), and
-//     finalizes namespaces that terminate with the "kubernetes" finalizer, as kube's
-//     namespace controller does.
+//   - the namespace cleaner is kube's namespace controller: a deleted namespace stays
+//     Terminating with the "kubernetes" finalizer until the cleaner has deleted the objects
+//     of every namespaced kind discovery reports in it; then it finalizes the namespace
+//     (namespaces/finalize) and the apiserver removes it.
 //   - the node lifecycle controller notices nodes whose agent stopped heartbeating (neither
 //     its Lease in kube-node-lease nor its status moved for 50 s): it sets their
 //     conditions to Unknown, taints them node.kubernetes.io/unreachable (NoSchedule and

@@ -6,9 +6,6 @@ import (
 	"slices"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	coordinationv1 "k8s.io/api/coordination/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -16,8 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
@@ -29,124 +27,91 @@ const ownerUIDIndex = "ownerUID"
 
 // gcItem names one object the garbage collector should look at.
 type gcItem struct {
-	kind      schema.GroupVersionKind
+	kind      schema.GroupKind
 	namespace string
 	name      string
 	uid       types.UID
 }
 
 func (i gcItem) String() string {
-	return fmt.Sprintf("%s %s/%s (%s)", i.kind.Kind, i.namespace, i.name, i.uid)
+	return fmt.Sprintf("%s %s/%s (%s)", i.kind, i.namespace, i.name, i.uid)
 }
 
-// gcKind is what the garbage collector needs to know about one kind: where its objects
-// are cached and how to read, patch and delete them live. Kinds with an ownerUID index are
-// dependents; every kind may be an owner.
+// gcKind is one kind the apiserver serves, watched through a metadata informer whose
+// cache is indexed by owner UID: every kind may be an owner and a dependent.
 type gcKind struct {
-	gvk        schema.GroupVersionKind
-	namespaced bool
-	informer   cache.SharedIndexInformer
-	dependent  bool
-	get        func(ctx context.Context, namespace, name string) (metav1.Object, error)
-	patch      func(ctx context.Context, namespace, name string, pt types.PatchType, data []byte) error
-	delete     func(ctx context.Context, namespace, name string, opts metav1.DeleteOptions) error
+	servedResource
+	informer cache.SharedIndexInformer
 }
 
 // garbageCollector deletes dependents whose owners are gone and implements the orphan and
-// foreground deletion finalizers, for the kinds it is given.
+// foreground deletion finalizers, for every kind discovery reports as listable,
+// watchable and deletable, as kube's garbage collector does. It reads and writes objects
+// through the metadata client only, so it needs no types of its own.
 type garbageCollector struct {
-	kinds map[schema.GroupVersionKind]*gcKind
+	metadata  metadata.Interface
+	discovery discovery.DiscoveryInterface
+	// kinds is filled by watchKinds before the informers start, and only read after.
+	kinds map[schema.GroupKind]*gcKind
 	queue workqueue.TypedRateLimitingInterface[gcItem]
 }
 
-// servedKinds describes the kinds skiff serves that take part in ownership: pods,
-// replicasets and leases (an agent's Lease is owned by its Node) as dependents and owners,
-// nodes as owners only.
-func servedKinds(client kubernetes.Interface, factory informers.SharedInformerFactory) []*gcKind {
-	pods := client.CoreV1().Pods
-	rss := client.AppsV1().ReplicaSets
-	leases := client.CoordinationV1().Leases
-	nodes := client.CoreV1().Nodes()
-	patchOpts := metav1.PatchOptions{}
-	return []*gcKind{
-		{
-			gvk: corev1.SchemeGroupVersion.WithKind("Pod"), namespaced: true, dependent: true,
-			informer: factory.Core().V1().Pods().Informer(),
-			get: func(ctx context.Context, ns, name string) (metav1.Object, error) {
-				return pods(ns).Get(ctx, name, metav1.GetOptions{})
-			},
-			patch: func(ctx context.Context, ns, name string, pt types.PatchType, data []byte) error {
-				_, err := pods(ns).Patch(ctx, name, pt, data, patchOpts)
-				return err
-			},
-			delete: func(ctx context.Context, ns, name string, opts metav1.DeleteOptions) error {
-				return pods(ns).Delete(ctx, name, opts)
-			},
-		},
-		{
-			gvk: appsv1.SchemeGroupVersion.WithKind("ReplicaSet"), namespaced: true, dependent: true,
-			informer: factory.Apps().V1().ReplicaSets().Informer(),
-			get: func(ctx context.Context, ns, name string) (metav1.Object, error) {
-				return rss(ns).Get(ctx, name, metav1.GetOptions{})
-			},
-			patch: func(ctx context.Context, ns, name string, pt types.PatchType, data []byte) error {
-				_, err := rss(ns).Patch(ctx, name, pt, data, patchOpts)
-				return err
-			},
-			delete: func(ctx context.Context, ns, name string, opts metav1.DeleteOptions) error {
-				return rss(ns).Delete(ctx, name, opts)
-			},
-		},
-		{
-			gvk: coordinationv1.SchemeGroupVersion.WithKind("Lease"), namespaced: true, dependent: true,
-			informer: factory.Coordination().V1().Leases().Informer(),
-			get: func(ctx context.Context, ns, name string) (metav1.Object, error) {
-				return leases(ns).Get(ctx, name, metav1.GetOptions{})
-			},
-			patch: func(ctx context.Context, ns, name string, pt types.PatchType, data []byte) error {
-				_, err := leases(ns).Patch(ctx, name, pt, data, patchOpts)
-				return err
-			},
-			delete: func(ctx context.Context, ns, name string, opts metav1.DeleteOptions) error {
-				return leases(ns).Delete(ctx, name, opts)
-			},
-		},
-		{
-			gvk:      corev1.SchemeGroupVersion.WithKind("Node"),
-			informer: factory.Core().V1().Nodes().Informer(),
-			get: func(ctx context.Context, _, name string) (metav1.Object, error) {
-				return nodes.Get(ctx, name, metav1.GetOptions{})
-			},
-			patch: func(ctx context.Context, _, name string, pt types.PatchType, data []byte) error {
-				_, err := nodes.Patch(ctx, name, pt, data, patchOpts)
-				return err
-			},
-			delete: func(ctx context.Context, _, name string, opts metav1.DeleteOptions) error {
-				return nodes.Delete(ctx, name, opts)
-			},
-		},
-	}
-}
-
-func newGarbageCollector(kinds []*gcKind) (*garbageCollector, error) {
-	gc := &garbageCollector{
-		kinds: map[schema.GroupVersionKind]*gcKind{},
+func newGarbageCollector(client metadata.Interface, disc discovery.DiscoveryInterface) *garbageCollector {
+	return &garbageCollector{
+		metadata:  client,
+		discovery: disc,
+		kinds:     map[schema.GroupKind]*gcKind{},
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[gcItem](),
 			workqueue.TypedRateLimitingQueueConfig[gcItem]{Name: "garbage_collector"}),
 	}
-	for _, k := range kinds {
-		gc.kinds[k.gvk] = k
-		if k.dependent {
-			if err := k.informer.AddIndexers(cache.Indexers{ownerUIDIndex: indexByOwnerUID}); err != nil {
-				return nil, fmt.Errorf("index %s by owner: %w", k.gvk.Kind, err)
-			}
-		}
-		if _, err := k.informer.AddEventHandler(gc.handlerFor(k)); err != nil {
-			return nil, fmt.Errorf("%s handler: %w", k.gvk.Kind, err)
+}
+
+// gcVerbs are the verbs a resource needs for the collector to manage it.
+var gcVerbs = []string{"list", "watch", "delete", "patch"}
+
+// watchKinds discovers the served kinds and sets up a metadata informer for each.
+func (gc *garbageCollector) watchKinds(ctx context.Context, factory metadatainformer.SharedInformerFactory) error {
+	resources, err := waitForResources(ctx, gc.discovery, false, gcVerbs)
+	if err != nil {
+		return err
+	}
+	for _, r := range resources {
+		if err := gc.addKind(r, factory.ForResource(r.gvr).Informer()); err != nil {
+			return err
 		}
 	}
-	return gc, nil
+	return nil
+}
+
+// addKind watches one kind through informer.
+func (gc *garbageCollector) addKind(r servedResource, informer cache.SharedIndexInformer) error {
+	k := &gcKind{servedResource: r, informer: informer}
+	if err := informer.AddIndexers(cache.Indexers{ownerUIDIndex: indexByOwnerUID}); err != nil {
+		return fmt.Errorf("index %s by owner: %w", r.kind, err)
+	}
+	if _, err := informer.AddEventHandler(gc.handlerFor(k)); err != nil {
+		return fmt.Errorf("%s handler: %w", r.kind, err)
+	}
+	gc.kinds[r.kind] = k
+	return nil
+}
+
+// client is the metadata client of k's objects in namespace.
+func (gc *garbageCollector) client(k *gcKind, namespace string) metadata.ResourceInterface {
+	if !k.namespaced {
+		return gc.metadata.Resource(k.gvr)
+	}
+	return gc.metadata.Resource(k.gvr).Namespace(namespace)
+}
+
+func (gc *garbageCollector) get(ctx context.Context, k *gcKind, namespace, name string) (metav1.Object, error) {
+	return gc.client(k, namespace).Get(ctx, name, metav1.GetOptions{})
+}
+
+func (gc *garbageCollector) patch(ctx context.Context, k *gcKind, namespace, name string, pt types.PatchType, data []byte) error {
+	_, err := gc.client(k, namespace).Patch(ctx, name, pt, data, metav1.PatchOptions{})
+	return err
 }
 
 func indexByOwnerUID(obj interface{}) ([]string, error) {
@@ -218,7 +183,7 @@ func needsAttention(m metav1.Object) bool {
 }
 
 func (gc *garbageCollector) itemFor(k *gcKind, m metav1.Object) gcItem {
-	return gcItem{kind: k.gvk, namespace: m.GetNamespace(), name: m.GetName(), uid: m.GetUID()}
+	return gcItem{kind: k.kind, namespace: m.GetNamespace(), name: m.GetName(), uid: m.GetUID()}
 }
 
 func (gc *garbageCollector) enqueueOwners(m metav1.Object) {
@@ -242,14 +207,16 @@ func (gc *garbageCollector) ownerItem(namespace string, ref metav1.OwnerReferenc
 	if err != nil {
 		return gcItem{}, false
 	}
-	k, ok := gc.kinds[gv.WithKind(ref.Kind)]
+	// The collector watches each kind in its preferred version; a reference in
+	// another version names the same object.
+	k, ok := gc.kinds[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}]
 	if !ok {
 		return gcItem{}, false
 	}
 	if !k.namespaced {
 		namespace = ""
 	}
-	return gcItem{kind: k.gvk, namespace: namespace, name: ref.Name, uid: ref.UID}, true
+	return gcItem{kind: k.kind, namespace: namespace, name: ref.Name, uid: ref.UID}, true
 }
 
 // dependent is a cached object that names some owner in its ownerReferences.
@@ -263,9 +230,6 @@ type dependent struct {
 func (gc *garbageCollector) dependents(uid types.UID) []dependent {
 	var out []dependent
 	for _, k := range gc.kinds {
-		if !k.dependent {
-			continue
-		}
 		objs, err := k.informer.GetIndexer().ByIndex(ownerUIDIndex, string(uid))
 		if err != nil {
 			continue
@@ -292,6 +256,14 @@ func (gc *garbageCollector) run(ctx context.Context, workers int) {
 	logger := klog.FromContext(ctx)
 	logger.Info("Starting garbage collector")
 	defer logger.Info("Shutting down garbage collector")
+	factory := metadatainformer.NewSharedInformerFactory(gc.metadata, 0)
+	if err := gc.watchKinds(ctx, factory); err != nil {
+		utilruntime.HandleErrorWithContext(ctx, err, "Garbage collector cannot watch the served kinds")
+		return
+	}
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	logger.V(2).Info("Watching kinds", "count", len(gc.kinds))
 	synced := make([]cache.InformerSynced, 0, len(gc.kinds))
 	for _, k := range gc.kinds {
 		synced = append(synced, k.informer.HasSynced)
@@ -333,7 +305,7 @@ func (gc *garbageCollector) process(ctx context.Context, item gcItem) error {
 	if obj == nil || obj.GetUID() != item.uid {
 		return nil // gone, or replaced by a namesake that gets its own item
 	}
-	logger := klog.FromContext(ctx).WithValues("kind", item.kind.Kind, "object", klog.KObj(obj))
+	logger := klog.FromContext(ctx).WithValues("kind", item.kind.String(), "object", klog.KObj(obj))
 	ctx = klog.NewContext(ctx, logger)
 	if obj.GetDeletionTimestamp() != nil {
 		switch {
@@ -386,7 +358,7 @@ func (gc *garbageCollector) classifyOwner(ctx context.Context, namespace string,
 	k := gc.kinds[item.kind]
 	owner := gc.cached(k, item.namespace, item.name)
 	if owner == nil || owner.GetUID() != ref.UID {
-		live, err := k.get(ctx, item.namespace, item.name)
+		live, err := gc.get(ctx, k, item.namespace, item.name)
 		switch {
 		case apierrors.IsNotFound(err):
 			return ownerDangling, nil
@@ -451,27 +423,27 @@ func (gc *garbageCollector) attemptToDelete(ctx context.Context, k *gcKind, obj 
 // cache saw it (it may have been adopted meanwhile).
 func (gc *garbageCollector) deleteObject(ctx context.Context, k *gcKind, obj metav1.Object,
 	policy metav1.DeletionPropagation) error {
-	live, err := k.get(ctx, obj.GetNamespace(), obj.GetName())
+	live, err := gc.get(ctx, k, obj.GetNamespace(), obj.GetName())
 	if apierrors.IsNotFound(err) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("get %s %s: %w", k.gvk.Kind, obj.GetName(), err)
+		return fmt.Errorf("get %s %s: %w", k.kind, obj.GetName(), err)
 	}
 	if live.GetUID() != obj.GetUID() {
 		return nil
 	}
 	if !slices.EqualFunc(live.GetOwnerReferences(), obj.GetOwnerReferences(), sameOwner) {
-		return fmt.Errorf("owners of %s %s changed, looking again", k.gvk.Kind, obj.GetName())
+		return fmt.Errorf("owners of %s %s changed, looking again", k.kind, obj.GetName())
 	}
 	uid := obj.GetUID()
 	klog.FromContext(ctx).V(2).Info("Deleting object whose owners are gone", "propagationPolicy", policy)
-	err = k.delete(ctx, obj.GetNamespace(), obj.GetName(), metav1.DeleteOptions{
+	err = gc.client(k, obj.GetNamespace()).Delete(ctx, obj.GetName(), metav1.DeleteOptions{
 		Preconditions:     &metav1.Preconditions{UID: &uid},
 		PropagationPolicy: &policy,
 	})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return fmt.Errorf("delete %s %s: %w", k.gvk.Kind, obj.GetName(), err)
+		return fmt.Errorf("delete %s %s: %w", k.kind, obj.GetName(), err)
 	}
 	return nil
 }
@@ -509,13 +481,19 @@ func (gc *garbageCollector) deleteDependentsFirst(ctx context.Context, k *gcKind
 	return gc.removeFinalizer(ctx, k, owner, metav1.FinalizerDeleteDependents)
 }
 
+// removeOwners drops the references to owners from obj with a JSON merge patch (the
+// metadata client's kinds need not know strategic merge) that names the resourceVersion
+// the cache saw: a conflict brings the item back to be looked at again.
 func (gc *garbageCollector) removeOwners(ctx context.Context, k *gcKind, obj metav1.Object, owners ...types.UID) error {
-	patch, err := removeOwnersPatch(obj.GetUID(), owners...)
+	kept := slices.DeleteFunc(slices.Clone(obj.GetOwnerReferences()), func(ref metav1.OwnerReference) bool {
+		return slices.Contains(owners, ref.UID)
+	})
+	patch, err := ownerRefsPatch(obj.GetUID(), obj.GetResourceVersion(), kept)
 	if err != nil {
 		return err
 	}
-	if err := k.patch(ctx, obj.GetNamespace(), obj.GetName(), types.StrategicMergePatchType, patch); err != nil {
-		return fmt.Errorf("remove owners of %s %s: %w", k.gvk.Kind, obj.GetName(), err)
+	if err := gc.patch(ctx, k, obj.GetNamespace(), obj.GetName(), types.MergePatchType, patch); err != nil {
+		return fmt.Errorf("remove owners of %s %s: %w", k.kind, obj.GetName(), err)
 	}
 	return nil
 }
@@ -532,11 +510,11 @@ func (gc *garbageCollector) removeFinalizer(ctx context.Context, k *gcKind, obj 
 		if err != nil {
 			return err
 		}
-		err = k.patch(ctx, obj.GetNamespace(), obj.GetName(), types.MergePatchType, patch)
+		err = gc.patch(ctx, k, obj.GetNamespace(), obj.GetName(), types.MergePatchType, patch)
 		if !apierrors.IsConflict(err) {
 			return err
 		}
-		fresh, getErr := k.get(ctx, obj.GetNamespace(), obj.GetName())
+		fresh, getErr := gc.get(ctx, k, obj.GetNamespace(), obj.GetName())
 		if getErr != nil {
 			return getErr
 		}
@@ -547,7 +525,7 @@ func (gc *garbageCollector) removeFinalizer(ctx context.Context, k *gcKind, obj 
 		return err
 	})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("remove finalizer %s from %s %s: %w", finalizer, k.gvk.Kind, obj.GetName(), err)
+		return fmt.Errorf("remove finalizer %s from %s %s: %w", finalizer, k.kind, obj.GetName(), err)
 	}
 	klog.FromContext(ctx).V(2).Info("Removed finalizer", "finalizer", finalizer)
 	return nil

@@ -10,43 +10,118 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	clientscheme "k8s.io/client-go/kubernetes/scheme"
+	metadatafake "k8s.io/client-go/metadata/fake"
+	"k8s.io/client-go/metadata/metadatainformer"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2/ktesting"
 )
 
 type gcFixture struct {
-	client  *fake.Clientset
-	factory informers.SharedInformerFactory
-	gc      *garbageCollector
-	ctx     context.Context
+	client *metadatafake.FakeMetadataClient
+	gc     *garbageCollector
+	ctx    context.Context
+}
+
+// gcTestResources are the kinds the fixture's collector watches, as discovery of the
+// skiff apiserver would report them.
+var gcTestResources = []servedResource{
+	{gvr: corev1.SchemeGroupVersion.WithResource("pods"), kind: schema.GroupKind{Kind: "Pod"}, namespaced: true},
+	{gvr: appsv1.SchemeGroupVersion.WithResource("replicasets"), kind: schema.GroupKind{Group: "apps", Kind: "ReplicaSet"}, namespaced: true},
+	{gvr: coordinationv1.SchemeGroupVersion.WithResource("leases"), kind: schema.GroupKind{Group: "coordination.k8s.io", Kind: "Lease"}, namespaced: true},
+	{gvr: corev1.SchemeGroupVersion.WithResource("nodes"), kind: schema.GroupKind{Kind: "Node"}},
 }
 
 // newGCFixture builds a collector over cached (what the informers hold) and live (what
-// the apiserver holds) objects.
+// the apiserver holds) objects, both given as typed objects and kept as metadata.
 func newGCFixture(t *testing.T, cached []runtime.Object, live ...runtime.Object) *gcFixture {
 	t.Helper()
 	_, ctx := ktesting.NewTestContext(t)
-	client := newClient(live...)
-	factory := informers.NewSharedInformerFactory(client, 0)
-	gc, err := newGarbageCollector(servedKinds(client, factory))
+	scheme := runtime.NewScheme()
+	if err := metav1.AddMetaToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	var liveMeta []runtime.Object
+	for _, obj := range live {
+		liveMeta = append(liveMeta, partial(t, obj))
+	}
+	client := metadatafake.NewSimpleMetadataClient(scheme, liveMeta...)
+	factory := metadatainformer.NewSharedInformerFactory(client, 0)
+	gc := newGarbageCollector(client, nil)
+	for _, r := range gcTestResources {
+		if err := gc.addKind(r, factory.ForResource(r.gvr).Informer()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := &gcFixture{client: client, gc: gc, ctx: ctx}
+	for _, obj := range cached {
+		f.cache(t, obj)
+	}
+	client.ClearActions()
+	return f
+}
+
+// partial is obj as the metadata client sees it.
+func partial(t *testing.T, obj runtime.Object) *metav1.PartialObjectMetadata {
+	t.Helper()
+	m, err := meta.Accessor(obj)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addToIndexer(t, factory, cached...)
-	client.ClearActions()
-	return &gcFixture{client: client, factory: factory, gc: gc, ctx: ctx}
+	gvks, _, err := clientscheme.Scheme.ObjectKinds(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := meta.AsPartialObjectMetadata(m)
+	p.TypeMeta = metav1.TypeMeta{APIVersion: gvks[0].GroupVersion().String(), Kind: gvks[0].Kind}
+	return p
+}
+
+// cache puts obj into its kind's informer cache, as if the informer had listed it.
+func (f *gcFixture) cache(t *testing.T, obj runtime.Object) {
+	t.Helper()
+	p := partial(t, obj)
+	k := f.gc.kinds[p.GroupVersionKind().GroupKind()]
+	if err := k.informer.GetIndexer().Add(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// uncache removes obj from its kind's informer cache.
+func (f *gcFixture) uncache(t *testing.T, obj runtime.Object) {
+	t.Helper()
+	p := partial(t, obj)
+	if err := f.gc.kinds[p.GroupVersionKind().GroupKind()].informer.GetIndexer().Delete(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stored reads an object of resource from the fake apiserver.
+func (f *gcFixture) stored(t *testing.T, resource, namespace, name string) *metav1.PartialObjectMetadata {
+	t.Helper()
+	for _, r := range gcTestResources {
+		if r.gvr.Resource == resource {
+			obj, err := f.client.Resource(r.gvr).Namespace(namespace).Get(f.ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return obj
+		}
+	}
+	t.Fatalf("unknown resource %s", resource)
+	return nil
 }
 
 func (f *gcFixture) process(t *testing.T, kind string, obj metav1.Object) {
 	t.Helper()
 	item := gcItem{namespace: obj.GetNamespace(), name: obj.GetName(), uid: obj.GetUID()}
-	for gvk := range f.gc.kinds {
-		if gvk.Kind == kind {
-			item.kind = gvk
+	for gk := range f.gc.kinds {
+		if gk.Kind == kind {
+			item.kind = gk
 		}
 	}
 	if err := f.gc.process(f.ctx, item); err != nil {
@@ -54,7 +129,7 @@ func (f *gcFixture) process(t *testing.T, kind string, obj metav1.Object) {
 	}
 }
 
-func deletedNames(client *fake.Clientset, resource string) []string {
+func deletedNames(client actionRecorder, resource string) []string {
 	var out []string
 	for _, a := range filterActions(client, "delete", resource) {
 		out = append(out, a.(clienttesting.DeleteAction).GetName())
@@ -126,10 +201,7 @@ func TestGCDropsReferenceToMissingOwnerWhenAnotherRemains(t *testing.T) {
 	if n := len(filterActions(f.client, "patch", "pods")); n != 1 {
 		t.Fatalf("%d patches, want 1", n)
 	}
-	stored, err := f.client.CoreV1().Pods("default").Get(f.ctx, "p", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stored := f.stored(t, "pods", "default", "p")
 	if refs := stored.OwnerReferences; len(refs) != 1 || refs[0].UID != alive.UID {
 		t.Errorf("remaining owners = %v", refs)
 	}
@@ -150,10 +222,7 @@ func TestGCOrphanFinalizer(t *testing.T) {
 		t.Fatalf("pod patches = %v", podPatches)
 	}
 	for _, name := range []string{"a", "b"} {
-		pod, err := f.client.CoreV1().Pods("default").Get(f.ctx, name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		pod := f.stored(t, "pods", "default", name)
 		if len(pod.OwnerReferences) != 0 {
 			t.Errorf("pod %s still owned: %v", name, pod.OwnerReferences)
 		}
@@ -162,10 +231,7 @@ func TestGCOrphanFinalizer(t *testing.T) {
 	if len(rsPatches) != 1 {
 		t.Fatalf("replicaset patches = %v", rsPatches)
 	}
-	stored, err := f.client.AppsV1().ReplicaSets("default").Get(f.ctx, rs.Name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stored := f.stored(t, "replicasets", "default", rs.Name)
 	if len(stored.Finalizers) != 0 {
 		t.Errorf("finalizers left: %v", stored.Finalizers)
 	}
@@ -195,14 +261,9 @@ func TestGCForegroundDeletion(t *testing.T) {
 		t.Fatalf("deleted %v", d)
 	}
 	// Once it is gone from the cache the owner lets go of its finalizer.
-	if err := f.factory.Core().V1().Pods().Informer().GetIndexer().Delete(blocking); err != nil {
-		t.Fatal(err)
-	}
+	f.uncache(t, blocking)
 	f.process(t, "ReplicaSet", rs)
-	stored, err := f.client.AppsV1().ReplicaSets("default").Get(f.ctx, rs.Name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stored := f.stored(t, "replicasets", "default", rs.Name)
 	if len(stored.Finalizers) != 0 {
 		t.Errorf("finalizers left: %v", stored.Finalizers)
 	}
@@ -247,10 +308,7 @@ func TestGCRemoveFinalizerRetriesOnConflict(t *testing.T) {
 		return false, nil, nil
 	})
 	f.process(t, "ReplicaSet", rs)
-	stored, err := f.client.AppsV1().ReplicaSets("default").Get(f.ctx, rs.Name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stored := f.stored(t, "replicasets", "default", rs.Name)
 	if len(stored.Finalizers) != 0 {
 		t.Errorf("finalizers left: %v", stored.Finalizers)
 	}
@@ -264,10 +322,7 @@ func TestGCDeletesLeaseOfDeletedNode(t *testing.T) {
 		Name: "n1", Namespace: corev1.NamespaceNodeLease, UID: "lease-uid",
 		OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: "n1", UID: "node-uid"}},
 	}}
-	f := newGCFixture(t, nil, lease)
-	if err := f.factory.Coordination().V1().Leases().Informer().GetIndexer().Add(lease); err != nil {
-		t.Fatal(err)
-	}
+	f := newGCFixture(t, []runtime.Object{lease}, lease)
 	f.process(t, "Lease", lease)
 	if d := deletedNames(f.client, "leases"); len(d) != 1 || d[0] != "n1" {
 		t.Fatalf("deleted leases %v", d)

@@ -13,14 +13,51 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	metadatafake "k8s.io/client-go/metadata/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 )
+
+// newMetadataClient returns a fake metadata client holding objs as metadata.
+func newMetadataClient(t *testing.T, objs ...runtime.Object) *metadatafake.FakeMetadataClient {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := metav1.AddMetaToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	partials := make([]runtime.Object, 0, len(objs))
+	for _, obj := range objs {
+		partials = append(partials, partial(t, obj))
+	}
+	return metadatafake.NewSimpleMetadataClient(scheme, partials...)
+}
+
+// servedByTestServer is what discovery of skiff's apiserver reports, for fake clientsets.
+func servedByTestServer() []*metav1.APIResourceList {
+	all := []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
+	return []*metav1.APIResourceList{
+		{GroupVersion: "v1", APIResources: []metav1.APIResource{
+			{Name: "pods", Kind: "Pod", Namespaced: true, Verbs: all},
+			{Name: "pods/status", Kind: "Pod", Namespaced: true, Verbs: []string{"get", "patch", "update"}},
+			{Name: "events", Kind: "Event", Namespaced: true, Verbs: all},
+			{Name: "configmaps", Kind: "ConfigMap", Namespaced: true, Verbs: all},
+			{Name: "nodes", Kind: "Node", Verbs: all},
+			{Name: "namespaces", Kind: "Namespace", Verbs: all},
+		}},
+		{GroupVersion: "apps/v1", APIResources: []metav1.APIResource{
+			{Name: "replicasets", Kind: "ReplicaSet", Namespaced: true, Verbs: all},
+		}},
+		{GroupVersion: "coordination.k8s.io/v1", APIResources: []metav1.APIResource{
+			{Name: "leases", Kind: "Lease", Namespaced: true, Verbs: all},
+		}},
+	}
+}
 
 // newClient returns a fake clientset that, like the apiserver, fills in name (from
 // generateName), uid and creationTimestamp of created objects.
 func newClient(objs ...runtime.Object) *fake.Clientset {
 	client := fake.NewClientset(objs...)
+	client.Resources = servedByTestServer()
 	var seq atomic.Int64
 	client.PrependReactor("create", "*", func(action clienttesting.Action) (bool, runtime.Object, error) {
 		create, ok := action.(clienttesting.CreateAction)
@@ -107,8 +144,11 @@ func createdAt(t time.Time) podOption {
 
 func withLabels(l map[string]string) podOption { return func(p *corev1.Pod) { p.Labels = l } }
 
+// actionRecorder is a fake client that records its actions.
+type actionRecorder interface{ Actions() []clienttesting.Action }
+
 // filterActions returns the recorded actions with the given verb and resource.
-func filterActions(client *fake.Clientset, verb, resource string) []clienttesting.Action {
+func filterActions(client actionRecorder, verb, resource string) []clienttesting.Action {
 	var out []clienttesting.Action
 	for _, a := range client.Actions() {
 		if a.GetVerb() == verb && a.GetResource().Resource == resource {

@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 )
@@ -23,6 +24,10 @@ const defaultWorkers = 5
 type Config struct {
 	// Client talks to the apiserver. Required.
 	Client kubernetes.Interface
+	// Metadata reads, patches and deletes objects of any served kind as metadata only:
+	// the garbage collector and the namespace cleaner work on every kind discovery
+	// (Client.Discovery()) reports. Required.
+	Metadata metadata.Interface
 	// Workers is the number of goroutines per queue-driven controller; 0 means 5.
 	Workers int
 }
@@ -50,6 +55,9 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Client == nil {
 		return nil, errors.New("controller: Config.Client is required")
 	}
+	if cfg.Metadata == nil {
+		return nil, errors.New("controller: Config.Metadata is required")
+	}
 	if cfg.Workers < 0 {
 		return nil, fmt.Errorf("controller: Config.Workers must not be negative, got %d", cfg.Workers)
 	}
@@ -67,11 +75,8 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("controller: replicaset controller: %w", err)
 	}
-	gc, err := newGarbageCollector(servedKinds(cfg.Client, factory))
-	if err != nil {
-		return nil, fmt.Errorf("controller: garbage collector: %w", err)
-	}
-	namespaces, err := newNamespaceCleaner(cfg.Client, factory)
+	gc := newGarbageCollector(cfg.Metadata, cfg.Client.Discovery())
+	namespaces, err := newNamespaceCleaner(cfg.Client, cfg.Metadata, factory)
 	if err != nil {
 		return nil, fmt.Errorf("controller: namespace cleaner: %w", err)
 	}

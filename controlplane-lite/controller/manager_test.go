@@ -21,31 +21,23 @@ func TestNewValidates(t *testing.T) {
 	if _, err := New(Config{}); err == nil {
 		t.Error("New accepted a config without a client")
 	}
-	if _, err := New(Config{Client: fake.NewClientset(), Workers: -1}); err == nil {
+	if _, err := New(Config{Client: fake.NewClientset()}); err == nil {
+		t.Error("New accepted a config without a metadata client")
+	}
+	if _, err := New(Config{Client: fake.NewClientset(), Metadata: newMetadataClient(t), Workers: -1}); err == nil {
 		t.Error("New accepted negative workers")
 	}
 }
 
-// TestManagerSeedFlow runs the whole manager against a fake apiserver: a ReplicaSet gets
-// its two pods and events, and deleting it (background propagation) removes the pods.
+// TestManagerSeedFlow runs the whole manager against skiff's apiserver on etcd: a
+// ReplicaSet gets its two pods and events, and deleting it (background propagation)
+// removes the pods.
 func TestManagerSeedFlow(t *testing.T) {
-	_, ctx := ktesting.NewTestContext(t)
-	ctx, cancel := context.WithCancel(ctx)
-	client := newClient(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}})
-	m, err := New(Config{Client: client, Workers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- m.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	client, _ := runManager(t, startAPIServer(t))
+	ctx := t.Context()
 
 	rs := newReplicaSet("my-replicaset", 2)
+	rs.UID, rs.ResourceVersion = "", ""
 	if _, err := client.AppsV1().ReplicaSets("default").Create(ctx, rs, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

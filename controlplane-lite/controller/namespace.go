@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -31,13 +32,15 @@ const (
 	namespaceRecheck     = 5 * time.Second
 )
 
-// namespaceCleaner deletes what is left in a deleted namespace: skiff's apiserver removes
-// a namespace at once, so nothing else would delete its pods, replicasets, leases and
-// events. If the namespace is instead terminating with the "kubernetes" finalizer (as
-// kube-apiserver does it), the cleaner empties it and then finalizes it, like kube's
-// namespace controller.
+// namespaceCleaner is kube's namespace controller: a namespace being deleted stays
+// Terminating with the "kubernetes" finalizer until the cleaner has deleted every object
+// of every namespaced kind the apiserver serves in it (found through discovery, deleted
+// through the metadata client), then it removes the finalizer through
+// namespaces/finalize and the apiserver removes the namespace. It also empties
+// namespaces that are gone but left objects behind (deleted before it ran).
 type namespaceCleaner struct {
 	client     kubernetes.Interface
+	metadata   metadata.Interface
 	namespaces corelisters.NamespaceLister
 	pods       corelisters.PodLister
 	rss        appslisters.ReplicaSetLister
@@ -45,10 +48,11 @@ type namespaceCleaner struct {
 	queue      workqueue.TypedRateLimitingInterface[string]
 }
 
-func newNamespaceCleaner(client kubernetes.Interface, factory informers.SharedInformerFactory) (*namespaceCleaner, error) {
+func newNamespaceCleaner(client kubernetes.Interface, meta metadata.Interface, factory informers.SharedInformerFactory) (*namespaceCleaner, error) {
 	nsInformer := factory.Core().V1().Namespaces()
 	c := &namespaceCleaner{
 		client:     client,
+		metadata:   meta,
 		namespaces: nsInformer.Lister(),
 		pods:       factory.Core().V1().Pods().Lister(),
 		rss:        factory.Apps().V1().ReplicaSets().Lister(),
@@ -166,87 +170,65 @@ func (c *namespaceCleaner) clean(ctx context.Context, namespace string) (bool, e
 	return false, c.finalize(ctx, live)
 }
 
-// deleteContents deletes every object of the namespaced kinds skiff serves in namespace,
-// and returns how many still exist (being deleted gracefully, or just deleted).
+// namespaceVerbs are the verbs the cleaner needs of a resource to empty a namespace.
+var namespaceVerbs = []string{"list", "delete"}
+
+// deleteContents deletes every object of every namespaced kind the apiserver serves in
+// namespace, and returns how many still exist (being deleted gracefully, or just deleted).
 func (c *namespaceCleaner) deleteContents(ctx context.Context, namespace string) (int, error) {
-	type kind struct {
-		name   string
-		list   func(context.Context) ([]metav1.Object, error)
-		delete func(ctx context.Context, name string, opts metav1.DeleteOptions) error
+	resources, err := servedResources(c.client.Discovery(), true, namespaceVerbs)
+	if err != nil {
+		// Some groups failed discovery: empty what is known, and come back for the rest
+		// before finalizing.
+		remaining, delErr := c.deleteResources(ctx, namespace, resources)
+		return remaining, errors.Join(err, delErr)
 	}
-	core, apps, coord := c.client.CoreV1(), c.client.AppsV1(), c.client.CoordinationV1()
-	kinds := []kind{
-		{"replicasets", func(ctx context.Context) ([]metav1.Object, error) {
-			l, err := apps.ReplicaSets(namespace).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return nil, err
-			}
-			return objectsOf(l.Items), nil
-		}, apps.ReplicaSets(namespace).Delete},
-		{"pods", func(ctx context.Context) ([]metav1.Object, error) {
-			l, err := core.Pods(namespace).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return nil, err
-			}
-			return objectsOf(l.Items), nil
-		}, core.Pods(namespace).Delete},
-		{"leases", func(ctx context.Context) ([]metav1.Object, error) {
-			l, err := coord.Leases(namespace).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return nil, err
-			}
-			return objectsOf(l.Items), nil
-		}, coord.Leases(namespace).Delete},
-		{"events", func(ctx context.Context) ([]metav1.Object, error) {
-			l, err := core.Events(namespace).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return nil, err
-			}
-			return objectsOf(l.Items), nil
-		}, core.Events(namespace).Delete},
-	}
-	background := metav1.DeletePropagationBackground
+	return c.deleteResources(ctx, namespace, resources)
+}
+
+func (c *namespaceCleaner) deleteResources(ctx context.Context, namespace string, resources []servedResource) (int, error) {
 	remaining := 0
 	var errs []error
-	for _, k := range kinds {
-		objs, err := k.list(ctx)
+	for _, r := range resources {
+		n, err := c.deleteResource(ctx, namespace, r)
+		remaining += n
 		if err != nil {
-			errs = append(errs, fmt.Errorf("list %s in %s: %w", k.name, namespace, err))
-			continue
-		}
-		deleted := 0
-		for _, obj := range objs {
-			remaining++
-			if obj.GetDeletionTimestamp() != nil {
-				continue
-			}
-			deleted++
-			uid := obj.GetUID()
-			err := k.delete(ctx, obj.GetName(), metav1.DeleteOptions{
-				PropagationPolicy: &background,
-				Preconditions:     &metav1.Preconditions{UID: &uid},
-			})
-			if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-				errs = append(errs, fmt.Errorf("delete %s %s/%s: %w", k.name, namespace, obj.GetName(), err))
-			}
-		}
-		if deleted > 0 {
-			klog.FromContext(ctx).V(2).Info("Deleting leftovers of namespace", "resource", k.name, "count", deleted)
+			errs = append(errs, err)
 		}
 	}
 	return remaining, errors.Join(errs...)
 }
 
-// objectsOf returns the items of a typed list as metav1.Objects.
-func objectsOf[T any, PT interface {
-	*T
-	metav1.Object
-}](items []T) []metav1.Object {
-	out := make([]metav1.Object, 0, len(items))
-	for i := range items {
-		out = append(out, PT(&items[i]))
+// deleteResource deletes the objects of one resource in namespace, each with its UID as
+// precondition and background propagation, and returns how many there were.
+func (c *namespaceCleaner) deleteResource(ctx context.Context, namespace string, r servedResource) (int, error) {
+	client := c.metadata.Resource(r.gvr).Namespace(namespace)
+	list, err := client.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("list %s in %s: %w", r.gvr.Resource, namespace, err)
 	}
-	return out
+	background := metav1.DeletePropagationBackground
+	deleted := 0
+	var errs []error
+	for i := range list.Items {
+		obj := &list.Items[i]
+		if obj.DeletionTimestamp != nil {
+			continue
+		}
+		deleted++
+		uid := obj.UID
+		err := client.Delete(ctx, obj.Name, metav1.DeleteOptions{
+			PropagationPolicy: &background,
+			Preconditions:     &metav1.Preconditions{UID: &uid},
+		})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			errs = append(errs, fmt.Errorf("delete %s %s/%s: %w", r.gvr.Resource, namespace, obj.Name, err))
+		}
+	}
+	if deleted > 0 {
+		klog.FromContext(ctx).V(2).Info("Deleting contents of namespace", "resource", r.gvr.Resource, "count", deleted)
+	}
+	return len(list.Items), errors.Join(errs...)
 }
 
 // finalize removes the "kubernetes" finalizer of an emptied, terminating namespace.

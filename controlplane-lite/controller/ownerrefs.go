@@ -45,3 +45,16 @@ func finalizersPatch(uid types.UID, resourceVersion string, finalizers []string)
 	}
 	return json.Marshal(map[string]interface{}{"metadata": meta})
 }
+
+// ownerRefsPatch sets the owners of the object with uid, a JSON merge patch that fails
+// with a conflict if the object changed since resourceVersion.
+func ownerRefsPatch(uid types.UID, resourceVersion string, refs []metav1.OwnerReference) ([]byte, error) {
+	if refs == nil {
+		refs = []metav1.OwnerReference{}
+	}
+	meta := map[string]interface{}{"uid": uid, "ownerReferences": refs}
+	if resourceVersion != "" {
+		meta["resourceVersion"] = resourceVersion
+	}
+	return json.Marshal(map[string]interface{}{"metadata": meta})
+}

@@ -7,10 +7,12 @@ import (
 	"os"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/managedfields"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
@@ -41,16 +43,45 @@ type controlPlane struct {
 // startControlPlane starts etcd (unless external), the apiserver, and the controllers and
 // scheduler, each as a goroutine of g; it returns once the apiserver answers.
 func startControlPlane(ctx context.Context, g *errgroup.Group, o *Options) (*controlPlane, error) {
-	logger := klog.FromContext(ctx)
 	ca, err := pki.EnsureCA(o.pkiDir())
 	if err != nil {
 		return nil, fmt.Errorf("cluster CA: %w", err)
 	}
-	certFile, keyFile, err := ca.EnsureServingCert("apiserver", servingHosts())
+	etcdClient, err := startEtcd(ctx, g, o)
 	if err != nil {
-		return nil, fmt.Errorf("apiserver serving certificate: %w", err)
+		return nil, err
 	}
+	srv, err := newAPIServer(ctx, o, ca, etcdClient)
+	if err != nil {
+		etcdClient.Close()
+		return nil, err
+	}
+	g.Go(func() error {
+		defer etcdClient.Close()
+		return srv.Run(ctx)
+	})
 
+	cp := &controlPlane{ca: ca, server: fmt.Sprintf("https://127.0.0.1:%d", o.APIServerPort)}
+	if err := cp.writeAdminKubeconfig(o.KubeconfigOut); err != nil {
+		return nil, err
+	}
+	if err := cp.waitReady(ctx); err != nil {
+		return nil, err
+	}
+	klog.FromContext(ctx).Info("Apiserver ready", "url", cp.server, "kubeconfig", o.KubeconfigOut)
+
+	if o.DisableControllers {
+		return cp, nil
+	}
+	if err := startControllers(ctx, g, cp); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// startEtcd starts the embedded etcd unless --etcd-servers names an external one, and
+// returns a client to it; the caller closes the client.
+func startEtcd(ctx context.Context, g *errgroup.Group, o *Options) (*clientv3.Client, error) {
 	endpoints := o.EtcdServers
 	if len(endpoints) == 0 {
 		embedded, err := etcd.Start(ctx, etcd.Config{DataDir: o.etcdDir(), ClientPort: o.EtcdClientPort, PeerPort: o.EtcdPeerPort, Name: "skiff"})
@@ -67,8 +98,11 @@ func startControlPlane(ctx context.Context, g *errgroup.Group, o *Options) (*con
 	if err != nil {
 		return nil, fmt.Errorf("etcd client for %v: %w", endpoints, err)
 	}
+	return etcdClient, nil
+}
 
-	defs := registry.Definitions()
+// newStores opens a Store on etcd for each served resource.
+func newStores(ctx context.Context, etcdClient *clientv3.Client, defs []registry.Definition) (map[schema.GroupResource]storage.Store, error) {
 	stores := make(map[schema.GroupResource]storage.Store, len(defs))
 	for _, def := range defs {
 		store, err := storage.New(ctx, etcdClient, def.Resource)
@@ -76,6 +110,21 @@ func startControlPlane(ctx context.Context, g *errgroup.Group, o *Options) (*con
 			return nil, fmt.Errorf("storage for %s: %w", def.GroupResource, err)
 		}
 		stores[def.GroupResource] = store
+	}
+	return stores, nil
+}
+
+// newAPIServer builds the apiserver on etcd: stores, OpenAPI, default namespaces and
+// the certificates it serves and proxies with.
+func newAPIServer(ctx context.Context, o *Options, ca *pki.CA, etcdClient *clientv3.Client) (*apiserver.Server, error) {
+	certFile, keyFile, err := ca.EnsureServingCert("apiserver", servingHosts())
+	if err != nil {
+		return nil, fmt.Errorf("apiserver serving certificate: %w", err)
+	}
+	defs := registry.Definitions()
+	stores, err := newStores(ctx, etcdClient, defs)
+	if err != nil {
+		return nil, err
 	}
 	openAPI, err := openapi.New(openAPIResources(defs))
 	if err != nil {
@@ -104,6 +153,7 @@ func startControlPlane(ctx context.Context, g *errgroup.Group, o *Options) (*con
 		Stores:        stores,
 		OpenAPI:       openAPI,
 		TypeConverter: typeConverter,
+		HealthChecks:  []apiserver.HealthCheck{etcdHealthCheck(etcdClient)},
 
 		KubeletClientCertFile: kubeletClientCert,
 		KubeletClientKeyFile:  kubeletClientKey,
@@ -111,39 +161,46 @@ func startControlPlane(ctx context.Context, g *errgroup.Group, o *Options) (*con
 	if err != nil {
 		return nil, fmt.Errorf("apiserver: %w", err)
 	}
-	g.Go(func() error {
-		defer etcdClient.Close()
-		return srv.Run(ctx)
-	})
+	return srv, nil
+}
 
-	cp := &controlPlane{ca: ca, server: fmt.Sprintf("https://127.0.0.1:%d", o.APIServerPort)}
-	adminCert, adminKey, err := ca.EnsureClientCert("admin", "kubernetes-admin", []string{"system:masters"})
+// etcdHealthCheck is kube-apiserver's etcd check: a quorum read, which fails when etcd
+// has no leader or does not answer.
+func etcdHealthCheck(etcdClient *clientv3.Client) apiserver.HealthCheck {
+	return apiserver.HealthCheck{Name: "etcd", Check: func(ctx context.Context) error {
+		_, err := etcdClient.Get(ctx, "/registry/.skiff-health", clientv3.WithCountOnly())
+		return err
+	}}
+}
+
+// writeAdminKubeconfig writes the kubeconfig of the cluster admin to path.
+func (cp *controlPlane) writeAdminKubeconfig(path string) error {
+	adminCert, adminKey, err := cp.ca.EnsureClientCert("admin", "kubernetes-admin", []string{"system:masters"})
 	if err != nil {
-		return nil, fmt.Errorf("admin certificate: %w", err)
+		return fmt.Errorf("admin certificate: %w", err)
 	}
-	if err := pki.WriteKubeconfig(o.KubeconfigOut, cp.server, ca, adminCert, adminKey, "admin"); err != nil {
-		return nil, fmt.Errorf("admin kubeconfig: %w", err)
+	if err := pki.WriteKubeconfig(path, cp.server, cp.ca, adminCert, adminKey, "admin"); err != nil {
+		return fmt.Errorf("admin kubeconfig: %w", err)
 	}
-	if err := cp.waitReady(ctx); err != nil {
-		return nil, err
-	}
-	logger.Info("Apiserver ready", "url", cp.server, "kubeconfig", o.KubeconfigOut)
-
-	if o.DisableControllers {
-		return cp, nil
-	}
-	if err := startControllers(ctx, g, cp); err != nil {
-		return nil, err
-	}
-	return cp, nil
+	return nil
 }
 
 func startControllers(ctx context.Context, g *errgroup.Group, cp *controlPlane) error {
-	controllerClient, err := cp.clientset("controller-manager", "system:kube-controller-manager", nil)
+	controllerConfig, err := cp.restConfig("controller-manager", "system:kube-controller-manager", nil)
 	if err != nil {
 		return err
 	}
-	manager, err := controller.New(controller.Config{Client: controllerClient, Workers: 4})
+	controllerConfig.UserAgent = "controller-manager"
+	controllerClient, err := kubernetes.NewForConfig(controllerConfig)
+	if err != nil {
+		return fmt.Errorf("controller client: %w", err)
+	}
+	// The garbage collector and the namespace cleaner work on any kind as metadata.
+	metadataClient, err := metadata.NewForConfig(controllerConfig)
+	if err != nil {
+		return fmt.Errorf("controller metadata client: %w", err)
+	}
+	manager, err := controller.New(controller.Config{Client: controllerClient, Metadata: metadataClient, Workers: 4})
 	if err != nil {
 		return fmt.Errorf("controllers: %w", err)
 	}

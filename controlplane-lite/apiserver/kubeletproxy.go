@@ -136,7 +136,7 @@ func (s *Server) kubeletTarget(r *http.Request, info *requestInfo, sub kubeletSu
 	if pod.Spec.NodeName == "" {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("pod %s does not have a host assigned", pod.Name))
 	}
-	query := r.URL.Query()
+	query := kubeletStreamQuery(r.URL.Query())
 	container := query.Get("container")
 	query.Del("container")
 	if container == "" && info.subresource != "portforward" {
@@ -181,6 +181,21 @@ func (s *Server) kubeletTarget(r *http.Request, info *requestInfo, sub kubeletSu
 		RawPath:  rawPath,
 		RawQuery: query.Encode(),
 	}, nil
+}
+
+// kubeletStreamQuery renames the pod API's stream options (stdin, stdout, stderr) to the
+// parameter names the kubelet's exec and attach endpoints read (input, output, error), as
+// kube-apiserver does when it builds the kubelet URL.
+func kubeletStreamQuery(query url.Values) url.Values {
+	for podParam, kubeletParam := range map[string]string{
+		"stdin": corev1.ExecStdinParam, "stdout": corev1.ExecStdoutParam, "stderr": corev1.ExecStderrParam,
+	} {
+		if values, ok := query[podParam]; ok {
+			delete(query, podParam)
+			query[kubeletParam] = values
+		}
+	}
+	return query
 }
 
 // hasContainer reports whether name is one of pod's containers, init containers or

@@ -166,7 +166,9 @@ func TestKubeletProxy(t *testing.T) {
 		t.Errorf("echo %q %v", echo, err)
 	}
 	got = <-fk.requests
-	if got.URL.Path != "/exec/default/web/nginx" || got.URL.Query().Get("command") != "ls" {
+	// The kubelet names the stream options input/output/error, not stdin/stdout/stderr.
+	if q := got.URL.Query(); got.URL.Path != "/exec/default/web/nginx" || q.Get("command") != "ls" ||
+		q.Get("output") != "true" || q.Has("stdout") {
 		t.Errorf("kubelet got %s", got.URL)
 	}
 

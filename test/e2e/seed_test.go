@@ -40,6 +40,10 @@ func TestSeed(t *testing.T) {
 			curlNginx(t, pod.Status.PodIP)
 		}
 		checkLogs(t, n, pods[0].Name)
+		// exec goes apiserver → kubelet API → CRI streaming: the pod's hostname is its name.
+		if out := strings.TrimSpace(n.kubectl("exec", pods[0].Name, "--", "cat", "/etc/hostname")); out != pods[0].Name {
+			t.Errorf("kubectl exec %s -- cat /etc/hostname = %q", pods[0].Name, out)
+		}
 	})
 	t.Run("etcd holds protobuf", func(t *testing.T) { checkEtcdEnvelope(t, n) })
 	t.Run("invalid input is rejected naming the field", func(t *testing.T) { checkInvalid(t, n) })

@@ -189,6 +189,9 @@ func startAgent(ctx context.Context, g *errgroup.Group, o *Options, kubeconfig, 
 		return fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}
 	restConfig.UserAgent = "skiff-agent/" + o.NodeName
+	// kubelet's defaults: client-go's 5 requests/s would queue status writes behind each
+	// other as soon as a few pods start together.
+	restConfig.QPS, restConfig.Burst = 50, 100
 	client, err := kubernetes.NewForConfig(restConfig)
 	if err != nil {
 		return fmt.Errorf("apiserver client: %w", err)

@@ -1,0 +1,245 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+const (
+	benchPodCount = 100
+	benchLabel    = "skiff-bench=pods"
+)
+
+// BenchmarkPods creates 100 pods at once on one node, with the image already present
+// (pulled by one pod first), and reports the creation → Running latency of each pod
+// (p50/p90/p99), the time until all run, and the RSS of the `skiff up` process before and
+// after. Latency is measured on this machine's clock: from the moment the create call
+// returned to the watch event that first shows the pod Running. The Ready condition's
+// lastTransitionTime is printed beside it; it has whole-second precision only.
+func BenchmarkPods(b *testing.B) {
+	registryConfig := startMirror(b, requireEnv(b, "SKIFF_IMAGES"))
+	n := newNode(b, registryConfig)
+	keepLog(b, n)
+	n.start()
+	cfg, err := clientcmd.BuildConfigFromFlags("", n.kubecfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.QPS, cfg.Burst = 500, 500
+	client := kubernetes.NewForConfigOrDie(cfg)
+
+	prePull(b, client)
+	for i := 0; i < b.N; i++ {
+		rssBefore := processRSS(b, n.cmd.Process.Pid)
+		b.ResetTimer()
+		res := podsRound(b, client, i)
+		b.StopTimer()
+		rssAfter := processRSS(b, n.cmd.Process.Pid)
+		deleteBenchPods(b, client)
+		lat := res.latencies
+		fmt.Printf("BenchmarkPods round %d: %d pods; create→Running p50=%v p90=%v p99=%v max=%v; "+
+			"all Running after %v; condition-clock p50=%v p99=%v; skiff RSS %d MiB → %d MiB\n",
+			i, len(lat), pct(lat, 50), pct(lat, 90), pct(lat, 99), pct(lat, 100),
+			res.total.Round(time.Millisecond), pct(res.condLatencies, 50), pct(res.condLatencies, 99),
+			rssBefore>>10, rssAfter>>10)
+		b.ReportMetric(pct(lat, 50).Seconds(), "s-p50")
+		b.ReportMetric(pct(lat, 90).Seconds(), "s-p90")
+		b.ReportMetric(pct(lat, 99).Seconds(), "s-p99")
+		b.ReportMetric(res.total.Seconds(), "s-all-running")
+		b.ReportMetric(float64(rssBefore)/1024, "MiB-rss-before")
+		b.ReportMetric(float64(rssAfter)/1024, "MiB-rss-after")
+	}
+}
+
+type roundResult struct {
+	latencies     []time.Duration
+	condLatencies []time.Duration
+	total         time.Duration
+}
+
+func benchPod(name string) *corev1.Pod {
+	grace := int64(1)
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"skiff-bench": "pods"}},
+		Spec: corev1.PodSpec{
+			TerminationGracePeriodSeconds: &grace,
+			Containers: []corev1.Container{{
+				Name: "sleep", Image: "nginx", ImagePullPolicy: corev1.PullIfNotPresent,
+				Command: []string{"sleep", "3600"},
+			}},
+		},
+	}
+}
+
+// prePull runs one pod so the image is in the runtime before the timed rounds.
+func prePull(b *testing.B, client kubernetes.Interface) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if _, err := client.CoreV1().Pods("default").Create(ctx, benchPod("bench-prepull"), metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	for {
+		p, err := client.CoreV1().Pods("default").Get(ctx, "bench-prepull", metav1.GetOptions{})
+		if err == nil && p.Status.Phase == corev1.PodRunning {
+			break
+		}
+		if ctx.Err() != nil {
+			b.Fatal("pre-pull pod did not run")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	deleteBenchPods(b, client)
+}
+
+// podsRound creates the pods in parallel and follows them with one watch.
+func podsRound(b *testing.B, client kubernetes.Interface, round int) roundResult {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	w, err := client.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: benchLabel})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Stop()
+
+	var mu sync.Mutex
+	created := map[string]time.Time{}
+	start := time.Now()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 20)
+	for i := 0; i < benchPodCount; i++ {
+		name := fmt.Sprintf("bench-%d-%03d", round, i)
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if _, err := client.CoreV1().Pods("default").Create(ctx, benchPod(name), metav1.CreateOptions{}); err != nil {
+				b.Error(err)
+				return
+			}
+			mu.Lock()
+			created[name] = time.Now()
+			mu.Unlock()
+		})
+	}
+
+	running := map[string]time.Time{}
+	var res roundResult
+	for len(running) < benchPodCount {
+		select {
+		case <-ctx.Done():
+			b.Fatalf("only %d of %d pods Running after 10m", len(running), benchPodCount)
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				b.Fatal("watch closed")
+			}
+			if ev.Type == watch.Error {
+				b.Fatalf("watch error: %v", ev.Object)
+			}
+			p, ok := ev.Object.(*corev1.Pod)
+			if !ok || p.Status.Phase != corev1.PodRunning || !running[p.Name].IsZero() {
+				continue
+			}
+			running[p.Name] = time.Now()
+			if ready := podCondition(p, corev1.PodReady); ready != nil && ready.Status == corev1.ConditionTrue {
+				res.condLatencies = append(res.condLatencies, ready.LastTransitionTime.Sub(p.CreationTimestamp.Time))
+			}
+		}
+	}
+	res.total = time.Since(start)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for name, at := range running {
+		if c, ok := created[name]; ok {
+			// A watch event can overtake the create call's reply.
+			res.latencies = append(res.latencies, max(at.Sub(c), 0))
+		}
+	}
+	slices.Sort(res.latencies)
+	slices.Sort(res.condLatencies)
+	return res
+}
+
+func podCondition(p *corev1.Pod, t corev1.PodConditionType) *corev1.PodCondition {
+	for i := range p.Status.Conditions {
+		if p.Status.Conditions[i].Type == t {
+			return &p.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func deleteBenchPods(b *testing.B, client kubernetes.Interface) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := client.CoreV1().Pods("default").DeleteCollection(ctx, metav1.DeleteOptions{},
+		metav1.ListOptions{LabelSelector: benchLabel}); err != nil {
+		b.Fatal(err)
+	}
+	for {
+		pods, err := client.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: benchLabel})
+		if err == nil && len(pods.Items) == 0 {
+			return
+		}
+		if ctx.Err() != nil {
+			b.Fatal("bench pods were not deleted")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// pct is the p-th percentile of sorted durations (p=100 is the maximum).
+func pct(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[min(max(i-1, 0), len(sorted)-1)]
+}
+
+// processRSS reads VmRSS (KiB) of a process.
+func processRSS(b *testing.B, pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return kb
+		}
+	}
+	b.Fatal("no VmRSS in /proc/pid/status")
+	return 0
+}
+
+// keepLog copies skiff's log to $SKIFF_BENCH_LOG (when set) before the node is torn
+// down, for profiling where the time went.
+func keepLog(b *testing.B, n *node) {
+	dst := os.Getenv("SKIFF_BENCH_LOG")
+	if dst == "" {
+		return
+	}
+	b.Cleanup(func() {
+		if data, err := os.ReadFile(n.logPath); err == nil {
+			_ = os.WriteFile(dst, data, 0o644)
+		}
+	})
+}

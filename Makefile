@@ -8,7 +8,7 @@ BIN := $(CURDIR)/bin
 PAUSE := cri/pause/pause
 GO_SOURCES := $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum
 
-.PHONY: all build deps images test unit e2e lab demo bench bench-seed bench-pods clean fmt vet
+.PHONY: all build deps images test unit e2e lab critest bench-cri demo bench bench-seed bench-pods clean fmt vet
 
 all: build
 
@@ -42,6 +42,14 @@ e2e: build images
 lab: build images
 	SKIFF_BIN=$(BIN)/skiff REGISTRY_BIN=$(BIN)/registry SKIFF_IMAGES=$(BIN)/images \
 		$(GO) test -count=1 -tags e2e -timeout 30m -v ./test/lab/
+
+# CRI conformance: critest against skiff's CRI server and containerd's own CRI plugin on
+# the same daemon (docs/conformance.md); bench-cri compares their latencies.
+critest: deps
+	test/critest/run.sh
+
+bench-cri: deps
+	test/critest/bench.sh
 
 test: deps
 	$(MAKE) unit

@@ -18,7 +18,7 @@ export GOTOOLCHAIN=local CGO_ENABLED=0
 # Names, ranges and namespaces of this harness only, so that it never touches what another
 # test or a real node on the host uses.
 ctd_net=skiff-critest-ctd ctd_bridge=sct-ctd0 ctd_cidr=10.231.0.0/24
-skiff_bridge=sct-skf0 skiff_cidr=10.232.0.0/24 skiff_ns=skiff-critest
+skiff_bridge=sct-skf0 skiff_cidr=10.232.0.0/24 skiff_ns=skiff-critest skiff_net=skiff-critest-skf
 pause_image=registry.k8s.io/pause:3.10 # skiff's default; containerd's sandbox_image
 
 log() { echo "${prog:-critest}: $*" >&2; }
@@ -32,12 +32,15 @@ build_cri_tools() {
 	log "building critest and crictl $CRI_TOOLS_VERSION"
 	mkdir -p "$tools"
 	mod=$(mktemp -d)
+	# One && chain: `set -e` does not apply inside a subshell that is the left side of ||.
+	# critest is a test binary: -t fetches its test-only dependencies too.
 	(
-		cd "$mod"
-		go mod init critest.build >/dev/null 2>&1
-		go get "sigs.k8s.io/cri-tools/cmd/critest@$CRI_TOOLS_VERSION" "sigs.k8s.io/cri-tools/cmd/crictl@$CRI_TOOLS_VERSION" >&2
-		go test -c -o "$tools/critest" sigs.k8s.io/cri-tools/cmd/critest
-		go build -trimpath -o "$tools/crictl" sigs.k8s.io/cri-tools/cmd/crictl
+		cd "$mod" &&
+			go mod init critest.build >/dev/null 2>&1 &&
+			go get -t "sigs.k8s.io/cri-tools/cmd/critest@$CRI_TOOLS_VERSION" \
+				"sigs.k8s.io/cri-tools/cmd/crictl@$CRI_TOOLS_VERSION" >&2 &&
+			go test -c -o "$tools/critest" sigs.k8s.io/cri-tools/cmd/critest &&
+			go build -trimpath -o "$tools/crictl" sigs.k8s.io/cri-tools/cmd/crictl
 	) || { rm -rf "$mod"; die "building cri-tools failed"; }
 	rm -rf "$mod"
 	touch "$stamp"
@@ -84,14 +87,14 @@ kill_shims() {
 	done
 }
 
-# sweep_iptables TABLE: rules tagged with our CNI network name (left if a CNI DEL never
+# sweep_iptables TABLE: rules tagged with our CNI network names (left if a CNI DEL never
 # ran) and the per-container chains they jump to.
 sweep_iptables() {
 	local table=$1 rule chains=() c
 	while read -r rule; do
 		[[ $rule =~ -j\ (CNI-[A-Za-z0-9-]+) ]] && chains+=("${BASH_REMATCH[1]}")
 		eval "iptables -w -t $table -D ${rule#-A }" 2>/dev/null || true
-	done < <(iptables-save -t "$table" 2>/dev/null | grep -F -- "\"$ctd_net\"" | grep '^-A ' || true)
+	done < <(iptables-save -t "$table" 2>/dev/null | grep -F -e "\"$ctd_net\"" -e "\"$skiff_net\"" | grep '^-A ' || true)
 	for c in "${chains[@]}"; do
 		# Chains every CNI user on the host shares are left alone.
 		[[ $c == CNI-HOSTPORT-* || $c == CNI-FORWARD || $c == CNI-ADMIN ]] && continue
@@ -231,12 +234,40 @@ start_containerd() {
 	wait_socket "$work/containerd.sock" "$containerd_pid" containerd "$reports/containerd.daemon.log"
 }
 
+# skiff_conflist: with CRITEST_SKIFF_NETWORK=own, skiff gets the conflist it would generate
+# (network/conflist.go) under a network name of its own. Every skiff on a host otherwise
+# uses the network name "skiff", and `skiff reset` of any of them (other tests on a shared
+# development host) deletes the iptables rules of all of them, failing our pods' CNI DEL.
+skiff_conflist() {
+	mkdir -p "$work/skiff-cni"
+	cat >"$work/skiff-cni/10-$skiff_net.conflist" <<-EOF
+	{
+	  "cniVersion": "1.0.0",
+	  "name": "$skiff_net",
+	  "plugins": [
+	    {
+	      "type": "bridge", "bridge": "$skiff_bridge", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+	      "ipam": {"type": "host-local", "ranges": [[{"subnet": "$skiff_cidr"}]], "routes": [{"dst": "0.0.0.0/0"}],
+	               "dataDir": "$work/skiff-ipam"}
+	    },
+	    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true}
+	  ]
+	}
+	EOF
+}
+
 start_skiff() {
+	local net=()
+	case ${CRITEST_SKIFF_NETWORK:-generated} in
+	generated) ;;
+	own) skiff_conflist && net=(--cni-conf-dir "$work/skiff-cni") ;;
+	*) die "CRITEST_SKIFF_NETWORK must be generated or own" ;;
+	esac
 	"$bin/skiff" cri --data-dir "$work/skiff/data" --run-dir "$work/skiff/run" \
 		--cri-socket "$work/skiff.sock" --containerd "$work/containerd.sock" \
 		--containerd-namespace "$skiff_ns" --registry-config "$work/certs.d" \
 		--bridge-name "$skiff_bridge" --pod-cidr "$skiff_cidr" --pause-image "$pause_image" \
-		>"$reports/skiff.daemon.log" 2>&1 &
+		"${net[@]}" >"$reports/skiff.daemon.log" 2>&1 &
 	skiff_pid=$!
 	wait_socket "$work/skiff.sock" "$skiff_pid" skiff "$reports/skiff.daemon.log"
 }

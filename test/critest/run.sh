@@ -24,6 +24,9 @@
 #   CRITEST_KEEP=1    keep the work directory (daemon state and logs) under /tmp
 #   CRITEST_STALL     seconds without critest output after which a spec counts as hung
 #                     and is interrupted (default 300; the slowest spec waits 2 minutes)
+#   CRITEST_SKIFF_NETWORK  generated (default): skiff's own generated CNI config; own: the
+#                     same config under a network name no other skiff on the host uses
+#                     (see lib.sh skiff_conflist; for busy development hosts)
 set -euo pipefail
 
 # shellcheck source=test/critest/lib.sh

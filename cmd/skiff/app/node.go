@@ -117,14 +117,7 @@ func startRuntime(ctx context.Context, g *errgroup.Group, o *Options) (string, *
 		}
 	}
 
-	netManager, err := network.New(network.Config{
-		ConfDir:    o.CNIConfDir,
-		BinDirs:    o.CNIBinDirs,
-		StateDir:   o.networkStateDir(),
-		NetnsDir:   o.netnsDir(),
-		BridgeName: o.BridgeName,
-		PodCIDR:    o.PodCIDR,
-	})
+	netManager, err := network.New(o.networkConfig())
 	if err != nil {
 		stopChild()
 		return "", nil, fmt.Errorf("pod network: %w", err)

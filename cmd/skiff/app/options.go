@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"github.com/spf13/pflag"
+
+	"github.com/skiff-sh/skiff/network"
 )
 
 // Defaults every flag falls back to. Two instances on one host need a different
@@ -159,6 +161,22 @@ func (o *Options) containerdState() string { return filepath.Join(o.RunDir, "con
 func (o *Options) containerdSocket() string {
 	return filepath.Join(o.RunDir, "containerd", "containerd.sock")
 }
-func (o *Options) agentRootDir() string      { return filepath.Join(o.DataDir, "agent") }
+func (o *Options) agentRootDir() string { return filepath.Join(o.DataDir, "agent") }
+
+// networkConfig is the pod network of this node. The CNI network is named after the
+// bridge: plugins tag their iptables rules with the network name, and a cleanup of one
+// node must never match another node's rules on the same host.
+func (o *Options) networkConfig() network.Config {
+	return network.Config{
+		ConfDir:     o.CNIConfDir,
+		BinDirs:     o.CNIBinDirs,
+		StateDir:    o.networkStateDir(),
+		NetnsDir:    o.netnsDir(),
+		BridgeName:  o.BridgeName,
+		NetworkName: o.BridgeName,
+		PodCIDR:     o.PodCIDR,
+	}
+}
+
 func (o *Options) nodeKubeconfig() string    { return filepath.Join(o.agentRootDir(), "kubeconfig") }
 func (o *Options) agentClientCAFile() string { return filepath.Join(o.agentRootDir(), "client-ca.crt") }

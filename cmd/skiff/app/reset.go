@@ -38,10 +38,7 @@ func runReset(ctx context.Context, o *Options) error {
 	if err := removeAllSandboxes(ctx, o); err != nil {
 		errs = append(errs, err)
 	}
-	netManager, err := network.New(network.Config{
-		ConfDir: o.CNIConfDir, BinDirs: o.CNIBinDirs, StateDir: o.networkStateDir(),
-		NetnsDir: o.netnsDir(), BridgeName: o.BridgeName, PodCIDR: o.PodCIDR,
-	})
+	netManager, err := network.New(o.networkConfig())
 	if err == nil {
 		err = netManager.Cleanup(ctx)
 	}

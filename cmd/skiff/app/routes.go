@@ -52,7 +52,7 @@ type nodeRoutes struct {
 func startNodeRoutes(ctx context.Context, g *errgroup.Group, o *Options, kubeconfig string, netManager *network.Manager) error {
 	if netManager == nil {
 		var err error
-		if netManager, err = network.New(network.Config{StateDir: o.networkStateDir(), NetnsDir: o.netnsDir()}); err != nil {
+		if netManager, err = network.New(o.networkConfig()); err != nil {
 			return fmt.Errorf("node routes: %w", err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,18 +48,27 @@ type samples struct {
 	byOp  map[string][]time.Duration
 }
 
-// load reads every benchmark data file of one runtime's output directory.
+// load reads every benchmark data file under one runtime's output directory (a
+// subdirectory per round).
 func load(dir string) (*samples, error) {
-	files, err := filepath.Glob(filepath.Join(dir, "*_benchmark_data.json"))
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && strings.HasSuffix(p, "_benchmark_data.json") {
+			files = append(files, p)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("no *_benchmark_data.json in %s", dir)
+		return nil, fmt.Errorf("no *_benchmark_data.json under %s", dir)
 	}
-	slices.Sort(files)
 	s := &samples{byOp: map[string][]time.Duration{}}
-	for _, f := range files {
+	for _, f := range files { // WalkDir visits in lexical order
 		data, err := os.ReadFile(f)
 		if err != nil {
 			return nil, err

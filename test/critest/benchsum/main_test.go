@@ -67,3 +67,29 @@ func TestMissingOutput(t *testing.T) {
 		t.Error("no error for -base without a directory")
 	}
 }
+
+func TestRoundsArePooled(t *testing.T) {
+	base, other := t.TempDir(), t.TempDir()
+	for i, body := range []string{
+		`{"operationsNames":["RemoveContainer"],"datapoints":[{"operationsDurationsNs":[1000000]}]}`,
+		`{"operationsNames":["RemoveContainer"],"datapoints":[{"operationsDurationsNs":[3000000]},{"operationsDurationsNs":[2000000]}]}`,
+	} {
+		dir := filepath.Join(base, "round-"+string(rune('1'+i)))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "container_benchmark_data.json"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeSet(t, other, `{"operationsNames":["RemoveContainer"],"datapoints":[{"operationsDurationsNs":[4000000]}]}`)
+	var out strings.Builder
+	if err := run(&out, "containerd="+base, "skiff="+other); err != nil {
+		t.Fatal(err)
+	}
+	// 3 samples pooled from two rounds, median 2 ms; skiff 4 ms: ratio 2.00.
+	row := strings.Fields(strings.Split(strings.TrimSpace(out.String()), "\n")[1])
+	if row[1] != "3" || row[2] != "2.0" || row[len(row)-1] != "2.00" {
+		t.Errorf("pooled row: %q", row)
+	}
+}

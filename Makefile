@@ -54,6 +54,7 @@ bench-cri: deps
 test: deps
 	$(MAKE) unit
 	$(MAKE) e2e
+	$(MAKE) lab
 
 demo: deps build images
 	hack/demo.sh

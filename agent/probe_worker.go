@@ -60,7 +60,10 @@ func (w *probeWorker) run(ctx context.Context) {
 		return
 	}
 	successes, failures := 0, 0
-	last := w.key.kind == probeLiveness // liveness assumes success until it fails
+	// Liveness assumes success until it fails; the others start from what the prober
+	// knows of this instance (a verdict carried over an agent restart), or failure.
+	last, _ := w.p.result(w.key.uid, w.key.container, w.key.kind, w.containerID)
+	last = last || w.key.kind == probeLiveness
 	for {
 		err := w.probeOnce(ctx)
 		if err == nil {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,12 +81,52 @@ func (p *prober) ensure(pod *v1.Pod, c *v1.Container, containerID string, starte
 		if ok {
 			w.stop()
 		}
+		p.seedLocked(key, pod, containerID)
+		if r := p.results[key]; kind == probeStartup && r.containerID == containerID && r.ok {
+			p.mu.Unlock()
+			continue // started before this agent did: startup probes do not run again
+		}
 		w = newProbeWorker(p, key, pod, c, spec, containerID, startedAt, podIP)
 		p.workers[key] = w
 		ctx := p.ctx
 		p.mu.Unlock()
 		go w.run(klog.NewContext(ctx, klog.FromContext(ctx).WithValues("pod", klog.KObj(pod), "probe", kind.String(), "container", c.Name)))
 	}
+}
+
+// seedLocked carries the verdict an earlier agent reported over a restart of the agent.
+// A fresh prober knows nothing, so without it the first status after a restart would
+// mark every probed container unready (and not started) until its probe passes again,
+// and endpoints would drop pods that never stopped serving. Only a container that still
+// runs as the instance the pod's status names keeps its verdict, and only a positive
+// one: a failed or unknown verdict is what a fresh prober assumes anyway.
+func (p *prober) seedLocked(key probeKey, pod *v1.Pod, containerID string) {
+	if r, ok := p.results[key]; ok && r.containerID == containerID {
+		return
+	}
+	cs, found := reportedStatus(pod, key.container, containerID)
+	if !found {
+		return
+	}
+	switch {
+	case key.kind == probeReadiness && cs.Ready,
+		key.kind == probeStartup && cs.Started != nil && *cs.Started:
+		p.results[key] = probeResult{containerID: containerID, ok: true}
+	}
+}
+
+// reportedStatus finds the container's status in the pod, if it is about the instance
+// containerID (status IDs carry the runtime's name: "containerd://<id>").
+func reportedStatus(pod *v1.Pod, name, containerID string) (v1.ContainerStatus, bool) {
+	for _, statuses := range [][]v1.ContainerStatus{pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses} {
+		for _, cs := range statuses {
+			if cs.Name == name {
+				_, id, ok := strings.Cut(cs.ContainerID, "://")
+				return cs, ok && id == containerID
+			}
+		}
+	}
+	return v1.ContainerStatus{}, false
 }
 
 // result reports the verdict of a probe on a container instance, and whether the

@@ -54,12 +54,24 @@ func requireEnv(t testing.TB, name string) string {
 
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
+	return freePorts(t, 1)[0]
+}
+
+// freePorts returns count distinct ports that were free. The listeners stay open until
+// all are chosen: closed one by one, the kernel may hand the same port out twice (seen:
+// etcd's client port doubling as the kubelet port, which then failed to bind).
+func freePorts(t testing.TB, count int) []int {
+	t.Helper()
+	ports := make([]int, 0, count)
+	for range count {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("finding a free port: %v", err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 func randomSuffix(t testing.TB) string {
@@ -96,6 +108,7 @@ func newNode(t testing.TB, registryConfig string) *node {
 	root := t.TempDir()
 	b := suffix[0:2]
 	thirdOctet, _ := strconv.ParseUint(b, 16, 8)
+	ports := freePorts(t, 4)
 	n := &node{
 		t:              t,
 		bin:            requireEnv(t, "SKIFF_BIN"),
@@ -105,10 +118,10 @@ func newNode(t testing.TB, registryConfig string) *node {
 		logPath:        filepath.Join(root, "skiff.log"),
 		kubecfg:        filepath.Join(root, "admin.kubeconfig"),
 		cacheDir:       filepath.Join(root, "kube-cache"),
-		apiPort:        freePort(t),
-		etcdPort:       freePort(t),
-		etcdPeerPort:   freePort(t),
-		kubeletPort:    freePort(t),
+		apiPort:        ports[0],
+		etcdPort:       ports[1],
+		etcdPeerPort:   ports[2],
+		kubeletPort:    ports[3],
 		bridge:         "skf" + suffix,
 		podCIDR:        fmt.Sprintf("10.213.%d.0/24", thirdOctet),
 		registryConfig: registryConfig,

@@ -103,6 +103,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.initRuntime(ctx); err != nil {
 		return err
 	}
+	kubeletListener, err := a.listenKubeletAPI()
+	if err != nil {
+		return err
+	}
 	if a.broadcaster != nil {
 		events := a.cfg.EventClient
 		if events == nil {
@@ -119,7 +123,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.runLease(ctx) })
 	wg.Go(func() { a.source.run(ctx) })
 	wg.Go(func() { a.pleg.run(ctx) })
-	wg.Go(func() { a.runKubeletServer(ctx) })
+	wg.Go(func() { a.runKubeletServer(ctx, kubeletListener) })
 	wg.Go(func() { a.runVolumes(ctx) })
 
 	if !a.source.waitForSync(ctx) {

@@ -24,19 +24,26 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// runKubeletServer serves the kubelet API until ctx ends. A port that cannot be bound is
-// logged, not fatal: pods still run without logs/exec.
-func (a *Agent) runKubeletServer(ctx context.Context) {
-	logger := klog.FromContext(ctx).WithName("kubelet-api")
+// listenKubeletAPI binds the kubelet API's port. It runs before the agent starts its
+// loops: a port another process holds is a startup error, not a node that silently serves
+// no logs, exec or port-forward.
+func (a *Agent) listenKubeletAPI() (net.Listener, error) {
 	tlsCfg, err := a.kubeletTLSConfig()
 	if err != nil {
-		logger.Error(err, "Kubelet API disabled")
-		return
+		return nil, fmt.Errorf("kubelet API TLS: %w", err)
 	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(a.cfg.KubeletPort)))
+	if err != nil {
+		return nil, fmt.Errorf("kubelet API port %d: %w", a.cfg.KubeletPort, err)
+	}
+	return tls.NewListener(ln, tlsCfg), nil
+}
+
+// runKubeletServer serves the kubelet API on ln until ctx ends.
+func (a *Agent) runKubeletServer(ctx context.Context, ln net.Listener) {
+	logger := klog.FromContext(ctx).WithName("kubelet-api")
 	srv := &http.Server{
-		Addr:              net.JoinHostPort("", strconv.Itoa(a.cfg.KubeletPort)),
 		Handler:           a.kubeletHandler(),
-		TLSConfig:         tlsCfg,
 		ReadHeaderTimeout: 30 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
@@ -50,7 +57,7 @@ func (a *Agent) runKubeletServer(ctx context.Context) {
 		logger.Info("No ClientCAFile: the kubelet API serves only /healthz")
 	}
 	logger.Info("Serving the kubelet API", "port", a.cfg.KubeletPort)
-	if err := srv.ListenAndServeTLS("", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		logger.Error(err, "Kubelet API stopped")
 	}
 }

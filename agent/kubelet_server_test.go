@@ -41,7 +41,7 @@ func TestKubeletAPINeedsClientCA(t *testing.T) {
 
 func TestContainerLogs(t *testing.T) {
 	env := newTestEnv(t, nil, testPod("web", "uid-1"))
-	env.agent.cfg.ClientCAFile = "ca.pem" // authentication is simulated by authed()
+	env.agent.cfg.ClientCAFile, _ = testCA(t) // requests below are authenticated by authed()
 	env.start()
 	env.eventually("pod running", func() bool { return runningWithIP(env.getPod("web")) })
 	// The status the informer holds must carry the container ID.
@@ -89,7 +89,7 @@ func TestContainerLogs(t *testing.T) {
 
 func TestExecProxiesToRuntimeStreamingServer(t *testing.T) {
 	env := newTestEnv(t, nil, testPod("web", "uid-1"))
-	env.agent.cfg.ClientCAFile = "ca.pem"
+	env.agent.cfg.ClientCAFile, _ = testCA(t)
 	streaming := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "streamed "+r.URL.Path)
 	}))

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -10,9 +11,11 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -73,5 +76,22 @@ func TestKubeletServerAuthenticatesClients(t *testing.T) {
 	}
 	if code := get([]tls.Certificate{clientCert}, "/containerLogs/default/web/nginx"); code != http.StatusNotFound {
 		t.Errorf("authenticated logs request for an unknown pod: %d, want 404", code)
+	}
+}
+
+// TestRunFailsWhenKubeletPortIsTaken: a node that cannot serve logs, exec and
+// port-forward must not come up looking healthy.
+func TestRunFailsWhenKubeletPortIsTaken(t *testing.T) {
+	env := newTestEnv(t, nil)
+	taken, err := net.Listen("tcp", fmt.Sprintf(":%d", env.agent.cfg.KubeletPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = env.agent.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("kubelet API port %d", env.agent.cfg.KubeletPort)) {
+		t.Fatalf("Run with the kubelet port taken: %v, want an error naming the port", err)
 	}
 }

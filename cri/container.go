@@ -44,7 +44,8 @@ func containerName(c *runtimeapi.ContainerMetadata, sb *runtimeapi.PodSandboxMet
 // CreateContainer creates a container in a running sandbox from a local image.
 func (s *service) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (_ *runtimeapi.CreateContainerResponse, retErr error) {
 	ctx = s.ns(ctx)
-	cfg := req.GetConfig()
+	// A copy: prepareImageVolumes records image IDs in the config's mounts.
+	cfg, _ := proto.Clone(req.GetConfig()).(*runtimeapi.ContainerConfig)
 	if cfg.GetMetadata().GetName() == "" {
 		return nil, fmt.Errorf("container metadata needs a name: %w", errdefs.ErrInvalidArgument)
 	}
@@ -84,10 +85,21 @@ func (s *service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 	if dir, rel := sbCfg.GetLogDirectory(), cfg.GetLogPath(); dir != "" && rel != "" {
 		meta.LogPath = filepath.Join(dir, rel)
 	}
+	defer func() {
+		if retErr != nil {
+			if err := s.removeImageVolumes(ctx, meta.ID); err != nil {
+				klog.FromContext(ctx).Error(err, "Clean up image volumes of a failed container", "containerID", meta.ID)
+			}
+		}
+	}()
+	imageMounts, err := s.prepareImageVolumes(ctx, meta.ID, cfg)
+	if err != nil {
+		return nil, err
+	}
 	if meta.Config, err = proto.Marshal(cfg); err != nil {
 		return nil, fmt.Errorf("encode container config: %w", err)
 	}
-	specOpts, err := s.containerSpecOpts(ctx, sb, &meta, ci.info)
+	specOpts, err := s.containerSpecOpts(ctx, sb, &meta, ci.info, imageMounts)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +133,7 @@ func (s *service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 
 // containerSpecOpts builds the container's OCI spec: image config merged with the
 // CRI config, joined into the sandbox's namespaces.
-func (s *service) containerSpecOpts(ctx context.Context, sb *sandbox, meta *containerMeta, info *imageInfo) ([]oci.SpecOpts, error) {
+func (s *service) containerSpecOpts(ctx context.Context, sb *sandbox, meta *containerMeta, info *imageInfo, imageMounts []specs.Mount) ([]oci.SpecOpts, error) {
 	cfg, sbCfg := meta.config, sb.meta.config
 	pausePid, err := s.pausePid(ctx, sb)
 	if err != nil {
@@ -136,10 +148,11 @@ func (s *service) containerSpecOpts(ctx context.Context, sb *sandbox, meta *cont
 		hostname, _ = os.Hostname()
 	}
 	sc := cfg.GetLinux().GetSecurityContext()
-	mounts, err := criMounts(cfg.GetMounts(), sc.GetReadonlyRootfs())
+	mounts, err := criMounts(cfg.GetMounts(), sc.GetReadonlyRootfs(), s.features)
 	if err != nil {
 		return nil, err
 	}
+	mounts = append(mounts, imageMounts...)
 	mounts = append(mounts, sandboxFileMounts(s.sandboxDir(sb.meta.ID), cfg.GetMounts(), sc.GetReadonlyRootfs())...)
 	if !hasMountAt(cfg.GetMounts(), "/dev/shm") {
 		mounts = append(mounts, s.shmMount(&sb.meta))
@@ -487,6 +500,9 @@ func (s *service) removeContainer(ctx context.Context, c *container) error {
 	if err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", c.meta.ID, err)
 	}
+	if err := s.removeImageVolumes(ctx, c.meta.ID); err != nil {
+		return fmt.Errorf("delete container %s: %w", c.meta.ID, err)
+	}
 	s.store.deleteContainer(c.meta.ID)
 	s.containerEvent(c, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
 	klog.FromContext(ctx).V(2).Info("Removed container", "containerID", c.meta.ID)
@@ -558,12 +574,38 @@ func (s *service) containerStatus(ctx context.Context, c *container) *runtimeapi
 		Annotations: cfg.GetAnnotations(),
 		Mounts:      cfg.GetMounts(),
 		LogPath:     c.meta.LogPath,
+		User:        s.containerUser(ctx, c),
 	}
 	if st.State == runtimeapi.ContainerState_CONTAINER_UNKNOWN {
 		// A start in progress looks created to callers.
 		status.State = runtimeapi.ContainerState_CONTAINER_CREATED
 	}
 	return status
+}
+
+// containerUser reads the process identity from the container's spec once; it is
+// nil if containerd cannot say (the status is still worth answering).
+func (s *service) containerUser(ctx context.Context, c *container) *runtimeapi.ContainerUser {
+	c.mu.Lock()
+	user := c.user
+	c.mu.Unlock()
+	if user != nil {
+		return user
+	}
+	cc, err := s.client.LoadContainer(ctx, c.meta.ID)
+	if err != nil {
+		return nil
+	}
+	spec, err := cc.Spec(ctx)
+	if err != nil {
+		klog.FromContext(ctx).V(4).Info("Read container spec", "containerID", c.meta.ID, "err", err)
+		return nil
+	}
+	user = specUser(spec)
+	c.mu.Lock()
+	c.user = user
+	c.mu.Unlock()
+	return user
 }
 
 // ListContainers lists containers matching the filter.

@@ -29,6 +29,14 @@
 // sandboxes, published where the in-memory stores change. PodSandboxStats sums the
 // containers' usage and reads the pod's interface counters from its netns.
 //
+// Image volumes (a Mount with image set) are view snapshots of the image's chain ID,
+// mounted read-only on the host under StateDir/image-volumes/<container> and bound
+// into the container (with image_sub_path); RemoveContainer unmounts and deletes them.
+// Recursive read-only mounts use runc's "rro" option when `runc features` lists it;
+// Status advertises that per runtime handler, and the SupplementalGroupsPolicy
+// feature (Strict leaves out the image's /etc/group; ContainerStatus.user reports the
+// process identity from the spec).
+//
 // The pause image is built by the project (cri/pause/pause.c, compiled by
 // cri/pause/build.sh into cri/pause/pause, embedded here) and imported at startup under
 // Config.PauseImage, pinned; nothing is ever downloaded for it.

@@ -58,6 +58,8 @@ type service struct {
 	oom    oomPolicy
 	stream *streamServer
 	events *eventHub
+	// features is probed once in New; read-only afterwards.
+	features runtimeFeatures
 
 	// lifetime is the context of background work (exit and event watchers);
 	// Close cancels it.
@@ -91,6 +93,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		images:   newImageCache(),
 		oom:      newOOMPolicy(),
 		events:   newEventHub(),
+		features: probeRuntimeFeatures(klog.NewContext(ctx, logger)),
 		lifetime: lifetime,
 		cancel:   cancel,
 	}
@@ -314,9 +317,15 @@ func (s *service) Status(ctx context.Context, _ *runtimeapi.StatusRequest) (*run
 		netCond.Reason = "NetworkPluginNotReady"
 		netCond.Message = fmt.Sprintf("network plugin is not ready: %v", err)
 	}
-	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{
-		Conditions: []*runtimeapi.RuntimeCondition{runtimeCond, netCond},
-	}}, nil
+	return &runtimeapi.StatusResponse{
+		Status: &runtimeapi.RuntimeStatus{
+			Conditions: []*runtimeapi.RuntimeCondition{runtimeCond, netCond},
+		},
+		RuntimeHandlers: s.features.runtimeHandlers(),
+		// ContainerStatus reports the process identity and Strict leaves out the
+		// image's /etc/group (withUser), which is all the policy needs.
+		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
+	}, nil
 }
 
 func (s *service) networkReady() error {

@@ -110,11 +110,14 @@ func withEnvReplaced(env []string) oci.SpecOpts {
 	}
 }
 
-// criMounts turns the kubelet's mounts into OCI bind mounts, creating missing host
-// directories the way the kubelet expects of a runtime.
-func criMounts(mounts []*runtimeapi.Mount, readonlyRootfs bool) ([]specs.Mount, error) {
+// criMounts turns the kubelet's host path mounts into OCI bind mounts, creating
+// missing host directories the way the kubelet expects of a runtime.
+func criMounts(mounts []*runtimeapi.Mount, readonlyRootfs bool, features runtimeFeatures) ([]specs.Mount, error) {
 	var out []specs.Mount
 	for _, m := range mounts {
+		if isImageMount(m) {
+			continue // prepareImageVolumes mounts those
+		}
 		src := m.GetHostPath()
 		if src == "" || !filepath.IsAbs(m.GetContainerPath()) {
 			return nil, fmt.Errorf("mount %q -> %q needs absolute paths: %w", src, m.GetContainerPath(), errdefs.ErrInvalidArgument)
@@ -127,15 +130,38 @@ func criMounts(mounts []*runtimeapi.Mount, readonlyRootfs bool) ([]specs.Mount, 
 		if resolved, err := filepath.EvalSymlinks(src); err == nil {
 			src = resolved
 		}
-		opts := []string{"rbind", propagationOption(m.GetPropagation())}
-		if m.GetReadonly() {
-			opts = append(opts, "ro")
-		} else {
-			opts = append(opts, "rw")
+		opts, err := bindOptions(m, features)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, specs.Mount{Destination: m.GetContainerPath(), Source: src, Type: "bind", Options: opts})
 	}
 	return out, nil
+}
+
+// bindOptions are the OCI options of a host path mount. A read-only bind mount is
+// read-only at its top only (submounts stay writable) unless recursive_read_only
+// asks for runc's "rro", which the kubelet sends only with private propagation: a
+// mount propagated in later would not be read-only.
+func bindOptions(m *runtimeapi.Mount, features runtimeFeatures) ([]string, error) {
+	opts := []string{"rbind", propagationOption(m.GetPropagation())}
+	if !m.GetRecursiveReadOnly() {
+		if m.GetReadonly() {
+			return append(opts, "ro"), nil
+		}
+		return append(opts, "rw"), nil
+	}
+	switch {
+	case !m.GetReadonly():
+		return nil, fmt.Errorf("mount %q: recursive_read_only needs readonly: %w", m.GetContainerPath(), errdefs.ErrInvalidArgument)
+	case m.GetPropagation() != runtimeapi.MountPropagation_PROPAGATION_PRIVATE:
+		return nil, fmt.Errorf("mount %q: recursive_read_only needs private propagation, not %s: %w",
+			m.GetContainerPath(), m.GetPropagation(), errdefs.ErrInvalidArgument)
+	case !features.recursiveReadOnly:
+		return nil, fmt.Errorf("mount %q: recursive read-only mounts are not supported by runc here: %w",
+			m.GetContainerPath(), errdefs.ErrNotImplemented)
+	}
+	return append(opts, "ro", "rro"), nil
 }
 
 // withRootfsPropagation makes the rootfs shared (or slave) when a mount needs it:
@@ -375,7 +401,17 @@ func withUser(sc *runtimeapi.LinuxContainerSecurityContext, imageUser string) []
 	if userstr == "" {
 		userstr = "0"
 	}
-	opts = append(opts, oci.WithUser(userstr), oci.WithAdditionalGIDs(userstr))
+	opts = append(opts, oci.WithUser(userstr))
+	if sc.GetSupplementalGroupsPolicy() == runtimeapi.SupplementalGroupsPolicy_Strict {
+		// Strict: the primary group and the pod's groups only, nothing from the
+		// image's /etc/group.
+		opts = append(opts, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
+			s.Process.User.AdditionalGids = []uint32{s.Process.User.GID}
+			return nil
+		})
+	} else {
+		opts = append(opts, oci.WithAdditionalGIDs(userstr))
+	}
 	if groups := sc.GetSupplementalGroups(); len(groups) > 0 {
 		opts = append(opts, func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
 			for _, g := range groups {
@@ -385,4 +421,20 @@ func withUser(sc *runtimeapi.LinuxContainerSecurityContext, imageUser string) []
 		})
 	}
 	return opts
+}
+
+// specUser is the identity the container's first process gets, as the kubelet reads
+// it from ContainerStatus.user.
+func specUser(spec *oci.Spec) *runtimeapi.ContainerUser {
+	if spec == nil || spec.Process == nil {
+		return nil
+	}
+	u := spec.Process.User
+	groups := make([]int64, 0, len(u.AdditionalGids))
+	for _, g := range u.AdditionalGids {
+		groups = append(groups, int64(g))
+	}
+	return &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{
+		Uid: int64(u.UID), Gid: int64(u.GID), SupplementalGroups: groups,
+	}}
 }

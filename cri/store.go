@@ -59,6 +59,8 @@ type container struct {
 	oomKilled bool
 	// logs is the output of the running task, nil otherwise.
 	logs *containerLog
+	// user is the process identity from the OCI spec, loaded on first use.
+	user *runtimeapi.ContainerUser
 }
 
 // containerMeta is fixed at creation and persisted as an extension.

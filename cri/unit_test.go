@@ -12,11 +12,15 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -456,5 +460,167 @@ func TestRunPodSandboxNetworkFailureCleansUp(t *testing.T) {
 	_, err = s.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: &runtimeapi.PodSandboxConfig{}})
 	if !errdefs.IsInvalidArgument(err) {
 		t.Errorf("no metadata = %v, want InvalidArgument", err)
+	}
+}
+
+func TestImageMountValidation(t *testing.T) {
+	img := &runtimeapi.ImageSpec{Image: "registry.k8s.io/busybox:1.36"}
+	for _, tc := range []struct {
+		name  string
+		mount *runtimeapi.Mount
+		ok    bool
+	}{
+		{"read-only", &runtimeapi.Mount{ContainerPath: "/mnt/v", Readonly: true, Image: img}, true},
+		{"sub path", &runtimeapi.Mount{ContainerPath: "/mnt/v", Readonly: true, Image: img, ImageSubPath: "etc/ssl"}, true},
+		{"writable", &runtimeapi.Mount{ContainerPath: "/mnt/v", Image: img}, false},
+		{"relative container path", &runtimeapi.Mount{ContainerPath: "mnt/v", Readonly: true, Image: img}, false},
+		{"absolute sub path", &runtimeapi.Mount{ContainerPath: "/mnt/v", Readonly: true, Image: img, ImageSubPath: "/etc"}, false},
+		{"escaping sub path", &runtimeapi.Mount{ContainerPath: "/mnt/v", Readonly: true, Image: img, ImageSubPath: "../etc"}, false},
+		{"unclean sub path", &runtimeapi.Mount{ContainerPath: "/mnt/v", Readonly: true, Image: img, ImageSubPath: "etc/../.."}, false},
+	} {
+		err := validateImageMount(tc.mount)
+		if tc.ok && err != nil {
+			t.Errorf("%s: validateImageMount = %v, want nil", tc.name, err)
+		}
+		if !tc.ok && !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%s: validateImageMount = %v, want InvalidArgument", tc.name, err)
+		}
+	}
+}
+
+func TestCRIMountsLeavesImageMounts(t *testing.T) {
+	host := t.TempDir()
+	mounts := []*runtimeapi.Mount{
+		{ContainerPath: "/mnt/image", Readonly: true, Image: &runtimeapi.ImageSpec{Image: "busybox"}},
+		{ContainerPath: "/mnt/host", HostPath: host},
+	}
+	got, err := criMounts(mounts, false, runtimeFeatures{})
+	if err != nil {
+		t.Fatalf("criMounts: %v", err)
+	}
+	if len(got) != 1 || got[0].Destination != "/mnt/host" {
+		t.Errorf("criMounts = %+v, want only the host path mount", got)
+	}
+}
+
+func TestImageSubPath(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/", filepath.Join(root, "out")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("etc", filepath.Join(root, "in")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		sub, want string
+		ok        bool
+	}{
+		{"", root, true},
+		{"etc", filepath.Join(root, "etc"), true},
+		{"in", filepath.Join(root, "etc"), true},
+		{"missing", "", false},
+		{"out", "", false},
+	} {
+		got, err := imageSubPath(root, tc.sub)
+		if tc.ok && (err != nil || got != tc.want) {
+			t.Errorf("imageSubPath(%q) = %q, %v; want %q", tc.sub, got, err, tc.want)
+		}
+		if !tc.ok && !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("imageSubPath(%q) = %q, %v; want InvalidArgument", tc.sub, got, err)
+		}
+	}
+}
+
+func TestBindOptionsRecursiveReadOnly(t *testing.T) {
+	rro := runtimeFeatures{recursiveReadOnly: true}
+	for _, tc := range []struct {
+		name     string
+		mount    *runtimeapi.Mount
+		features runtimeFeatures
+		want     []string
+		err      error
+	}{
+		{"rw", &runtimeapi.Mount{}, rro, []string{"rbind", "rprivate", "rw"}, nil},
+		{"ro", &runtimeapi.Mount{Readonly: true}, rro, []string{"rbind", "rprivate", "ro"}, nil},
+		{"rro", &runtimeapi.Mount{Readonly: true, RecursiveReadOnly: true}, rro, []string{"rbind", "rprivate", "ro", "rro"}, nil},
+		{"rro without ro", &runtimeapi.Mount{RecursiveReadOnly: true}, rro, nil, errdefs.ErrInvalidArgument},
+		{"rro shared", &runtimeapi.Mount{Readonly: true, RecursiveReadOnly: true,
+			Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL}, rro, nil, errdefs.ErrInvalidArgument},
+		{"rro slave", &runtimeapi.Mount{Readonly: true, RecursiveReadOnly: true,
+			Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}, rro, nil, errdefs.ErrInvalidArgument},
+		{"rro unsupported", &runtimeapi.Mount{Readonly: true, RecursiveReadOnly: true}, runtimeFeatures{}, nil, errdefs.ErrNotImplemented},
+	} {
+		got, err := bindOptions(tc.mount, tc.features)
+		if tc.err != nil {
+			if !errors.Is(err, tc.err) {
+				t.Errorf("%s: bindOptions error = %v, want %v", tc.name, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: bindOptions = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+func TestParseRuncFeatures(t *testing.T) {
+	f, err := parseRuncFeatures([]byte(`{"ociVersionMin":"1.0.0","mountOptions":["bind","ro","rro","rbind"]}`))
+	if err != nil || !f.recursiveReadOnly {
+		t.Errorf("parseRuncFeatures(with rro) = %+v, %v", f, err)
+	}
+	f, err = parseRuncFeatures([]byte(`{"mountOptions":["bind","ro"]}`))
+	if err != nil || f.recursiveReadOnly {
+		t.Errorf("parseRuncFeatures(without rro) = %+v, %v", f, err)
+	}
+	if _, err := parseRuncFeatures([]byte(`not json`)); err == nil {
+		t.Error("parseRuncFeatures(garbage) succeeded")
+	}
+	h := f.runtimeHandlers()
+	if len(h) != 1 || h[0].GetName() != "" || h[0].GetFeatures().GetRecursiveReadOnlyMounts() {
+		t.Errorf("runtimeHandlers = %v", h)
+	}
+}
+
+func TestWithUserSupplementalGroupsPolicy(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\ndefault-user:x:1000:1000::/home:/bin/sh\n",
+		"etc/group":  "root:x:0:\ndefault-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n",
+	}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		policy runtimeapi.SupplementalGroupsPolicy
+		want   []int64
+	}{
+		{runtimeapi.SupplementalGroupsPolicy_Merge, []int64{1000, 1234, 50000}},
+		{runtimeapi.SupplementalGroupsPolicy_Strict, []int64{1000, 1234}},
+	} {
+		sc := &runtimeapi.LinuxContainerSecurityContext{
+			RunAsUser:                &runtimeapi.Int64Value{Value: 1000},
+			SupplementalGroups:       []int64{1234},
+			SupplementalGroupsPolicy: tc.policy,
+		}
+		spec := &oci.Spec{Root: &specs.Root{Path: root}, Process: &specs.Process{}, Linux: &specs.Linux{}}
+		for _, opt := range withUser(sc, "") {
+			if err := opt(context.Background(), nil, &containers.Container{}, spec); err != nil {
+				t.Fatalf("%v: %v", tc.policy, err)
+			}
+		}
+		got := specUser(spec).GetLinux()
+		groups := append([]int64{}, got.GetSupplementalGroups()...)
+		slices.Sort(groups)
+		if got.GetUid() != 1000 || got.GetGid() != 1000 || !reflect.DeepEqual(groups, tc.want) {
+			t.Errorf("%v: user = %v, want uid/gid 1000 and groups %v", tc.policy, got, tc.want)
+		}
 	}
 }

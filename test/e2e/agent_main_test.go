@@ -50,7 +50,9 @@ func applyYAML(t *testing.T, n *node, manifest string) {
 		t.Fatal(err)
 	}
 	kc(t, n, "create", "-f", path)
-	t.Cleanup(func() { _, _, _ = n.kubectlQuiet("delete", "-f", path, "--grace-period=1", "--ignore-not-found", "--timeout=60s") })
+	t.Cleanup(func() {
+		_, _, _ = n.kubectlQuiet("delete", "-f", path, "--grace-period=1", "--ignore-not-found", "--timeout=60s")
+	})
 }
 
 func getPod(t *testing.T, n *node, name string) corev1.Pod {

@@ -18,7 +18,7 @@ import (
 	"github.com/skiff-sh/skiff/controlplane-lite/apiserver/storage"
 )
 
-var configMapGR = schema.GroupResource{Resource: "configmaps"}
+func configMapGR() schema.GroupResource { return schema.GroupResource{Resource: "configmaps"} }
 
 // maxConfigDataSize bounds the summed size of a ConfigMap's or Secret's values, as
 // kube-apiserver does (core.MaxSecretSize): etcd values must stay well below its
@@ -28,7 +28,7 @@ const maxConfigDataSize = 1 * 1024 * 1024
 func configMapDefinition(now clock) Definition {
 	return Definition{
 		Resource: storage.Resource{
-			GroupResource:    configMapGR,
+			GroupResource:    configMapGR(),
 			GroupVersionKind: corev1.SchemeGroupVersion.WithKind("ConfigMap"),
 			Prefix:           "/registry/configmaps",
 			Namespaced:       true,
@@ -45,16 +45,9 @@ func configMapDefinition(now clock) Definition {
 }
 
 // configMapStrategy: a ConfigMap is plain data, with neither status nor generation.
-type configMapStrategy struct{ now clock }
-
-func (configMapStrategy) Default(runtime.Object) {}
-
-func (configMapStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
-	clearDeletion(&obj.(*corev1.ConfigMap).ObjectMeta)
-}
-
-func (configMapStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
-	keepSystemMeta(&obj.(*corev1.ConfigMap).ObjectMeta, &old.(*corev1.ConfigMap).ObjectMeta)
+type configMapStrategy struct {
+	plainData
+	now clock
 }
 
 func (configMapStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
@@ -75,10 +68,6 @@ func (configMapStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Obje
 	}
 	errs = append(errs, validateImmutable(oldCM.Immutable, cm.Immutable, changed)...)
 	return append(errs, validateConfigMapData(cm)...)
-}
-
-func (configMapStrategy) GracefulDelete(context.Context, runtime.Object, *metav1.DeleteOptions) bool {
-	return false
 }
 
 // validateConfigMapData checks that every key could be a file name in a volume and that
@@ -155,20 +144,10 @@ func configMapColumns() []metav1.TableColumnDefinition {
 }
 
 func (s configMapStrategy) ConvertToTable(_ context.Context, obj runtime.Object) (*metav1.Table, error) {
-	var rows []metav1.TableRow
-	switch o := obj.(type) {
-	case *corev1.ConfigMap:
-		rows = append(rows, configMapRow(o, s.now()))
-	case *corev1.ConfigMapList:
-		now := s.now()
-		for i := range o.Items {
-			rows = append(rows, configMapRow(&o.Items[i], now))
-		}
-	default:
-		return nil, unexpectedType("*corev1.ConfigMap or *corev1.ConfigMapList", obj)
-	}
-	return newTable(configMapColumns(), obj, rows), nil
+	return tableOf(obj, s.now, configMapColumns(), configMapItems, configMapRow)
 }
+
+func configMapItems(list *corev1.ConfigMapList) []corev1.ConfigMap { return list.Items }
 
 func configMapRow(cm *corev1.ConfigMap, now time.Time) metav1.TableRow {
 	return newRow(cm, cm.Name, int64(len(cm.Data)+len(cm.BinaryData)), age(now, cm.CreationTimestamp))

@@ -22,7 +22,7 @@ func TestConfigMapStrategy(t *testing.T) {
 	ctx := context.Background()
 	s := configMapStrategy{now: fixedClock}
 	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "cfg", Namespace: "default", CreationTimestamp: metav1.NewTime(testNow.Add(-3 * time.Minute))},
+		ObjectMeta: metav1.ObjectMeta{Name: "cfg", Namespace: "default", CreationTimestamp: metav1.NewTime(fixedClock().Add(-3 * time.Minute))},
 		Data:       map[string]string{"a.conf": "x", "B_2": "y"},
 		BinaryData: map[string][]byte{"bin": {1}},
 	}

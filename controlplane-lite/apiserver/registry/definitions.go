@@ -12,7 +12,9 @@ import (
 )
 
 // Discovery verbs, as kube-apiserver lists them. Functions, not shared slices, so one
-// caller's edit cannot leak into another Definition.
+// caller's edit cannot leak into another Definition. For the same reason each resource's
+// GroupResource and GroupVersionKind (configMapGR, replicaSetGVK, ...) is a function
+// beside its strategy rather than a package variable.
 func verbsAll() []string {
 	return []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 }
@@ -52,7 +54,7 @@ func definitions(now clock) []Definition {
 func namespaceDefinition(now clock) Definition {
 	return Definition{
 		Resource: storage.Resource{
-			GroupResource:    namespaceGR,
+			GroupResource:    namespaceGR(),
 			GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Namespace"),
 			Prefix:           "/registry/namespaces",
 			Namespaced:       false,
@@ -79,7 +81,7 @@ func namespaceDefinition(now clock) Definition {
 func podDefinition(now clock) Definition {
 	return Definition{
 		Resource: storage.Resource{
-			GroupResource:    podGR,
+			GroupResource:    podGR(),
 			GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Pod"),
 			Prefix:           "/registry/pods",
 			Namespaced:       true,
@@ -113,7 +115,7 @@ func podDefinition(now clock) Definition {
 func nodeDefinition(now clock) Definition {
 	return Definition{
 		Resource: storage.Resource{
-			GroupResource:    nodeGR,
+			GroupResource:    nodeGR(),
 			GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Node"),
 			// Nodes were called minions once; kube-apiserver still stores them so.
 			Prefix:      "/registry/minions",
@@ -141,7 +143,7 @@ func nodeDefinition(now clock) Definition {
 func eventDefinition(now clock) Definition {
 	return Definition{
 		Resource: storage.Resource{
-			GroupResource:    eventGR,
+			GroupResource:    eventGR(),
 			GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Event"),
 			Prefix:           "/registry/events",
 			Namespaced:       true,
@@ -160,8 +162,8 @@ func eventDefinition(now clock) Definition {
 func replicaSetDefinition(now clock) Definition {
 	return Definition{
 		Resource: storage.Resource{
-			GroupResource:    replicaSetGR,
-			GroupVersionKind: replicaSetGVK,
+			GroupResource:    replicaSetGR(),
+			GroupVersionKind: replicaSetGVK(),
 			Prefix:           "/registry/replicasets",
 			Namespaced:       true,
 			NewFunc:          func() runtime.Object { return &appsv1.ReplicaSet{} },
@@ -176,13 +178,13 @@ func replicaSetDefinition(now clock) Definition {
 		Strategy:   replicaSetStrategy{now: now},
 		Subresources: map[string]Subresource{
 			"status": {
-				GroupVersionKind: replicaSetGVK,
+				GroupVersionKind: replicaSetGVK(),
 				Verbs:            verbsStatusOrScale(),
 				New:              func() runtime.Object { return &appsv1.ReplicaSet{} },
 				Status:           replicaSetStatusStrategy{},
 			},
 			"scale": {
-				GroupVersionKind: scaleGVK,
+				GroupVersionKind: scaleGVK(),
 				Verbs:            verbsStatusOrScale(),
 				New:              func() runtime.Object { return newScale() },
 				Get:              scaleFromReplicaSet,
@@ -195,7 +197,7 @@ func replicaSetDefinition(now clock) Definition {
 func leaseDefinition(now clock) Definition {
 	return Definition{
 		Resource: storage.Resource{
-			GroupResource:    leaseGR,
+			GroupResource:    leaseGR(),
 			GroupVersionKind: coordinationv1.SchemeGroupVersion.WithKind("Lease"),
 			Prefix:           "/registry/leases",
 			Namespaced:       true,

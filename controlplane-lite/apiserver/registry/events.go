@@ -18,7 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-var eventGR = schema.GroupResource{Resource: "events"}
+func eventGR() schema.GroupResource { return schema.GroupResource{Resource: "events"} }
 
 // Length limits of new-style (eventTime) events, as kube-apiserver enforces them.
 const (
@@ -30,16 +30,9 @@ const (
 
 // eventStrategy serves core/v1 events. Events have no spec/status split and no
 // generation; kube-apiserver also expires them from etcd after an hour (a storage TTL).
-type eventStrategy struct{ now clock }
-
-func (eventStrategy) Default(runtime.Object) {}
-
-func (eventStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
-	clearDeletion(&obj.(*corev1.Event).ObjectMeta)
-}
-
-func (eventStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
-	keepSystemMeta(&obj.(*corev1.Event).ObjectMeta, &old.(*corev1.Event).ObjectMeta)
+type eventStrategy struct {
+	plainData
+	now clock
 }
 
 func (eventStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
@@ -49,10 +42,6 @@ func (eventStrategy) Validate(_ context.Context, obj runtime.Object) field.Error
 func (eventStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object) field.ErrorList {
 	ev, oldEv := obj.(*corev1.Event), old.(*corev1.Event)
 	return append(validateObjectMetaUpdate(&ev.ObjectMeta, &oldEv.ObjectMeta), validateEvent(ev)...)
-}
-
-func (eventStrategy) GracefulDelete(context.Context, runtime.Object, *metav1.DeleteOptions) bool {
-	return false
 }
 
 // validateEvent checks the event's namespace against its object and, for new-style
@@ -154,20 +143,10 @@ func eventColumns() []metav1.TableColumnDefinition {
 }
 
 func (s eventStrategy) ConvertToTable(_ context.Context, obj runtime.Object) (*metav1.Table, error) {
-	var rows []metav1.TableRow
-	switch o := obj.(type) {
-	case *corev1.Event:
-		rows = append(rows, eventRow(o, s.now()))
-	case *corev1.EventList:
-		now := s.now()
-		for i := range o.Items {
-			rows = append(rows, eventRow(&o.Items[i], now))
-		}
-	default:
-		return nil, unexpectedType("*corev1.Event or *corev1.EventList", obj)
-	}
-	return newTable(eventColumns(), obj, rows), nil
+	return tableOf(obj, s.now, eventColumns(), eventItems, eventRow)
 }
+
+func eventItems(list *corev1.EventList) []corev1.Event { return list.Items }
 
 // eventRow prints old-style (first/lastTimestamp, count) and new-style (eventTime,
 // series) events alike.

@@ -14,20 +14,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-var leaseGR = schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"}
+func leaseGR() schema.GroupResource {
+	return schema.GroupResource{Group: coordinationv1.GroupName, Resource: "leases"}
+}
 
 // leaseStrategy: a Lease is all spec, rewritten by its holder every few seconds (node
 // heartbeats), so it has neither status nor generation.
-type leaseStrategy struct{ now clock }
-
-func (leaseStrategy) Default(runtime.Object) {}
-
-func (leaseStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
-	clearDeletion(&obj.(*coordinationv1.Lease).ObjectMeta)
-}
-
-func (leaseStrategy) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
-	keepSystemMeta(&obj.(*coordinationv1.Lease).ObjectMeta, &old.(*coordinationv1.Lease).ObjectMeta)
+type leaseStrategy struct {
+	plainData
+	now clock
 }
 
 func (leaseStrategy) Validate(_ context.Context, obj runtime.Object) field.ErrorList {
@@ -56,10 +51,6 @@ func validateLeaseSpec(spec *coordinationv1.LeaseSpec, fldPath *field.Path) fiel
 	return errs
 }
 
-func (leaseStrategy) GracefulDelete(context.Context, runtime.Object, *metav1.DeleteOptions) bool {
-	return false
-}
-
 func leaseAttrs(obj runtime.Object) (labels.Set, fields.Set, error) {
 	lease, ok := obj.(*coordinationv1.Lease)
 	if !ok {
@@ -77,20 +68,10 @@ func leaseColumns() []metav1.TableColumnDefinition {
 }
 
 func (s leaseStrategy) ConvertToTable(_ context.Context, obj runtime.Object) (*metav1.Table, error) {
-	var rows []metav1.TableRow
-	switch o := obj.(type) {
-	case *coordinationv1.Lease:
-		rows = append(rows, leaseRow(o, s.now()))
-	case *coordinationv1.LeaseList:
-		now := s.now()
-		for i := range o.Items {
-			rows = append(rows, leaseRow(&o.Items[i], now))
-		}
-	default:
-		return nil, unexpectedType("*coordinationv1.Lease or *coordinationv1.LeaseList", obj)
-	}
-	return newTable(leaseColumns(), obj, rows), nil
+	return tableOf(obj, s.now, leaseColumns(), leaseItems, leaseRow)
 }
+
+func leaseItems(list *coordinationv1.LeaseList) []coordinationv1.Lease { return list.Items }
 
 func leaseRow(lease *coordinationv1.Lease, now time.Time) metav1.TableRow {
 	var holder string

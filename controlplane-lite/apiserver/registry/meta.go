@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -74,6 +75,27 @@ func newTable(columns []metav1.TableColumnDefinition, obj runtime.Object, rows [
 	return table
 }
 
+// tableOf is the ConvertToTable of a resource whose objects are *T and whose lists are
+// *L: it prints one row for an object, or one per item of a list, reading the clock once
+// so that every AGE in a table is measured from the same instant.
+func tableOf[T, L any](obj runtime.Object, now clock, columns []metav1.TableColumnDefinition,
+	itemsOf func(*L) []T, row func(*T, time.Time) metav1.TableRow) (*metav1.Table, error) {
+	var rows []metav1.TableRow
+	// any(obj): a runtime.Object cannot be switched on pointers to type parameters.
+	switch o := any(obj).(type) {
+	case *T:
+		rows = append(rows, row(o, now()))
+	case *L:
+		at, items := now(), itemsOf(o)
+		for i := range items {
+			rows = append(rows, row(&items[i], at))
+		}
+	default:
+		return nil, unexpectedType(fmt.Sprintf("%T or %T", (*T)(nil), (*L)(nil)), obj)
+	}
+	return newTable(columns, obj, rows), nil
+}
+
 func newRow(obj runtime.Object, cells ...interface{}) metav1.TableRow {
 	return metav1.TableRow{Cells: cells, Object: runtime.RawExtension{Object: obj}}
 }
@@ -119,6 +141,35 @@ func keepSystemMeta(newMeta, oldMeta *metav1.ObjectMeta) {
 		newMeta.DeletionGracePeriodSeconds = oldMeta.DeletionGracePeriodSeconds
 	}
 	newMeta.Generation = oldMeta.Generation
+}
+
+// immediateDelete is the GracefulDelete of every resource but pods: a delete removes
+// the object at once.
+type immediateDelete struct{}
+
+func (immediateDelete) GracefulDelete(context.Context, runtime.Object, *metav1.DeleteOptions) bool {
+	return false
+}
+
+// plainData is the Default, PrepareForCreate, PrepareForUpdate and GracefulDelete of
+// resources that are plain data, with no defaults, status or generation (configmaps,
+// events, leases): only the metadata the server owns needs guarding.
+type plainData struct{ immediateDelete }
+
+func (plainData) Default(runtime.Object) {}
+
+func (plainData) PrepareForCreate(_ context.Context, obj runtime.Object) {
+	clearDeletion(objectMeta(obj))
+}
+
+func (plainData) PrepareForUpdate(_ context.Context, obj, old runtime.Object) {
+	keepSystemMeta(objectMeta(obj), objectMeta(old))
+}
+
+// objectMeta returns the ObjectMeta that every served type embeds (its GetObjectMeta is
+// promoted from there).
+func objectMeta(obj runtime.Object) *metav1.ObjectMeta {
+	return obj.(metav1.ObjectMetaAccessor).GetObjectMeta().(*metav1.ObjectMeta)
 }
 
 // clearDeletion drops deletion metadata from an object being created: deletion is

@@ -16,12 +16,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-var namespaceGR = schema.GroupResource{Resource: "namespaces"}
+func namespaceGR() schema.GroupResource { return schema.GroupResource{Resource: "namespaces"} }
 
 // namespaceStrategy gives new namespaces the "kubernetes" spec finalizer, as
 // kube-apiserver does: a deleted namespace turns Terminating and stays until the
 // namespace controller has deleted its contents and removed the finalizer.
-type namespaceStrategy struct{ now clock }
+type namespaceStrategy struct {
+	immediateDelete
+	now clock
+}
 
 // Default sets phase Active and the kubernetes.io/metadata.name label, which kube keeps
 // equal to the name so namespaces can be selected by name in label selectors.
@@ -107,10 +110,6 @@ func standardFinalizer(name string) bool {
 	return name == string(corev1.FinalizerKubernetes) || name == metav1.FinalizerOrphanDependents || name == metav1.FinalizerDeleteDependents
 }
 
-func (namespaceStrategy) GracefulDelete(context.Context, runtime.Object, *metav1.DeleteOptions) bool {
-	return false
-}
-
 // NamespaceFinalizeStrategy is the update strategy of namespaces/finalize, which changes
 // only spec.finalizers (the namespace controller removes "kubernetes" through it).
 func NamespaceFinalizeStrategy() StatusStrategy { return namespaceFinalizeStrategy{} }
@@ -169,20 +168,10 @@ func namespaceColumns() []metav1.TableColumnDefinition {
 }
 
 func (s namespaceStrategy) ConvertToTable(_ context.Context, obj runtime.Object) (*metav1.Table, error) {
-	var rows []metav1.TableRow
-	switch o := obj.(type) {
-	case *corev1.Namespace:
-		rows = append(rows, namespaceRow(o, s.now()))
-	case *corev1.NamespaceList:
-		now := s.now()
-		for i := range o.Items {
-			rows = append(rows, namespaceRow(&o.Items[i], now))
-		}
-	default:
-		return nil, unexpectedType("*corev1.Namespace or *corev1.NamespaceList", obj)
-	}
-	return newTable(namespaceColumns(), obj, rows), nil
+	return tableOf(obj, s.now, namespaceColumns(), namespaceItems, namespaceRow)
 }
+
+func namespaceItems(list *corev1.NamespaceList) []corev1.Namespace { return list.Items }
 
 func namespaceRow(ns *corev1.Namespace, now time.Time) metav1.TableRow {
 	return newRow(ns, ns.Name, string(ns.Status.Phase), age(now, ns.CreationTimestamp))

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,7 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-var nodeGR = schema.GroupResource{Resource: "nodes"}
+func nodeGR() schema.GroupResource { return schema.GroupResource{Resource: "nodes"} }
 
 const (
 	// Labels kubectl reads a node's ROLES from.
@@ -27,7 +28,10 @@ const (
 	nodeRoleLabel       = "kubernetes.io/role"
 )
 
-type nodeStrategy struct{ now clock }
+type nodeStrategy struct {
+	immediateDelete
+	now clock
+}
 
 // Default copies capacity to allocatable when the kubelet reports no reservations, and
 // keeps the singular spec.podCIDR equal to the first of spec.podCIDRs (the list wins),
@@ -90,7 +94,7 @@ func validateNodeUpdate(node, oldNode *corev1.Node) field.ErrorList {
 		seen[a] = true
 	}
 	specPath := field.NewPath("spec")
-	if len(oldNode.Spec.PodCIDRs) > 0 && !equalStrings(node.Spec.PodCIDRs, oldNode.Spec.PodCIDRs) {
+	if len(oldNode.Spec.PodCIDRs) > 0 && !slices.Equal(node.Spec.PodCIDRs, oldNode.Spec.PodCIDRs) {
 		errs = append(errs, field.Forbidden(specPath.Child("podCIDRs"), "node updates may not change podCIDR except from \"\" to valid"))
 	}
 	switch old, cur := oldNode.Spec.ProviderID, node.Spec.ProviderID; {
@@ -100,10 +104,6 @@ func validateNodeUpdate(node, oldNode *corev1.Node) field.ErrorList {
 		errs = append(errs, field.Invalid(specPath.Child("providerID"), nil, "field cannot be cleared once set"))
 	}
 	return errs
-}
-
-func (nodeStrategy) GracefulDelete(context.Context, runtime.Object, *metav1.DeleteOptions) bool {
-	return false
 }
 
 func validateNodeSpec(spec *corev1.NodeSpec, fldPath *field.Path) field.ErrorList {
@@ -135,12 +135,7 @@ func validateTaints(taints []corev1.Taint, fldPath *field.Path) field.ErrorList 
 		for _, msg := range validation.IsValidLabelValue(t.Value) {
 			errs = append(errs, field.Invalid(idxPath.Child("value"), t.Value, msg))
 		}
-		switch {
-		case t.Effect == "":
-			errs = append(errs, field.Required(idxPath.Child("effect"), ""))
-		case !contains(taintEffects(), t.Effect):
-			errs = append(errs, field.NotSupported(idxPath.Child("effect"), t.Effect, taintEffects()))
-		}
+		errs = append(errs, requiredOneOf(t.Effect, taintEffects(), idxPath.Child("effect"))...)
 		k := t.Key + "\x00" + string(t.Effect)
 		if seen[k] {
 			dup := field.Duplicate(idxPath, t)
@@ -166,18 +161,6 @@ func validateNodeStatus(status *corev1.NodeStatus, fldPath *field.Path) field.Er
 		}
 	}
 	return errs
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // nodeStatusStrategy serves nodes/status, written by the agent's heartbeat.
@@ -222,20 +205,10 @@ func nodeColumns() []metav1.TableColumnDefinition {
 }
 
 func (s nodeStrategy) ConvertToTable(_ context.Context, obj runtime.Object) (*metav1.Table, error) {
-	var rows []metav1.TableRow
-	switch o := obj.(type) {
-	case *corev1.Node:
-		rows = append(rows, nodeRow(o, s.now()))
-	case *corev1.NodeList:
-		now := s.now()
-		for i := range o.Items {
-			rows = append(rows, nodeRow(&o.Items[i], now))
-		}
-	default:
-		return nil, unexpectedType("*corev1.Node or *corev1.NodeList", obj)
-	}
-	return newTable(nodeColumns(), obj, rows), nil
+	return tableOf(obj, s.now, nodeColumns(), nodeItems, nodeRow)
 }
+
+func nodeItems(list *corev1.NodeList) []corev1.Node { return list.Items }
 
 func nodeRow(node *corev1.Node, now time.Time) metav1.TableRow {
 	info := node.Status.NodeInfo

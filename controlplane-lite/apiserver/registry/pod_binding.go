@@ -29,7 +29,7 @@ func bindPod(now clock) func(ctx context.Context, parent, sub runtime.Object) (r
 			return nil, err
 		}
 		if err := bindable(pod, binding); err != nil {
-			return nil, apierrors.NewConflict(podBindingGR, pod.Name, err)
+			return nil, apierrors.NewConflict(podBindingGR(), pod.Name, err)
 		}
 		if binding.ResourceVersion != "" {
 			// The store rejects the write with Conflict unless the pod is unchanged.
@@ -79,7 +79,7 @@ func validateBinding(binding *corev1.Binding, pod *corev1.Pod) error {
 		}
 	}
 	if len(errs) > 0 {
-		return apierrors.NewInvalid(bindingGK, pod.Name, errs)
+		return apierrors.NewInvalid(bindingGK(), pod.Name, errs)
 	}
 	return nil
 }

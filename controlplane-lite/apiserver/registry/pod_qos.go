@@ -18,15 +18,7 @@ func podQOSClass(pod *corev1.Pod) corev1.PodQOSClass {
 	var class corev1.PodQOSClass
 	for _, containers := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for i := range containers {
-			c := requirementsQOS(&containers[i].Resources)
-			switch {
-			case c == corev1.PodQOSBurstable:
-				return c
-			case class == "":
-				class = c
-			case class != c:
-				return corev1.PodQOSBurstable
-			}
+			class = mergeQOS(class, requirementsQOS(&containers[i].Resources))
 		}
 	}
 	if class == "" {
@@ -52,17 +44,19 @@ func requirementsQOS(r *corev1.ResourceRequirements) corev1.PodQOSClass {
 	}
 	var class corev1.PodQOSClass
 	for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
-		c := resourceQOS(r, name)
-		switch {
-		case c == corev1.PodQOSBurstable:
-			return c
-		case class == "":
-			class = c
-		case class != c:
-			return corev1.PodQOSBurstable // some resources set, others not
-		}
+		class = mergeQOS(class, resourceQOS(r, name))
 	}
 	return class
+}
+
+// mergeQOS folds the class of one more container or resource into the class of those
+// before it ("" for none): parts that all agree keep their class, and any mix (say one
+// resource set, another not) is Burstable, which no later part can change.
+func mergeQOS(class, next corev1.PodQOSClass) corev1.PodQOSClass {
+	if class == "" || class == next {
+		return next
+	}
+	return corev1.PodQOSBurstable
 }
 
 func resourceQOS(r *corev1.ResourceRequirements, name corev1.ResourceName) corev1.PodQOSClass {

@@ -31,20 +31,10 @@ func podColumns() []metav1.TableColumnDefinition {
 }
 
 func (s podStrategy) ConvertToTable(_ context.Context, obj runtime.Object) (*metav1.Table, error) {
-	var rows []metav1.TableRow
-	switch o := obj.(type) {
-	case *corev1.Pod:
-		rows = append(rows, podRow(o, s.now()))
-	case *corev1.PodList:
-		now := s.now()
-		for i := range o.Items {
-			rows = append(rows, podRow(&o.Items[i], now))
-		}
-	default:
-		return nil, unexpectedType("*corev1.Pod or *corev1.PodList", obj)
-	}
-	return newTable(podColumns(), obj, rows), nil
+	return tableOf(obj, s.now, podColumns(), podItems, podRow)
 }
+
+func podItems(list *corev1.PodList) []corev1.Pod { return list.Items }
 
 func podRow(pod *corev1.Pod, now time.Time) metav1.TableRow {
 	st := summarizePod(pod)

@@ -19,11 +19,11 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-var (
-	podGR        = schema.GroupResource{Resource: "pods"}
-	podBindingGR = schema.GroupResource{Resource: "pods/binding"}
-	bindingGK    = schema.GroupKind{Kind: "Binding"}
-)
+func podGR() schema.GroupResource { return schema.GroupResource{Resource: "pods"} }
+
+func podBindingGR() schema.GroupResource { return schema.GroupResource{Resource: "pods/binding"} }
+
+func bindingGK() schema.GroupKind { return schema.GroupKind{Kind: "Binding"} }
 
 const (
 	// defaultTolerationSeconds is how long pods stay on a not-ready or unreachable node

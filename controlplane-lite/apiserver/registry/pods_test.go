@@ -251,7 +251,7 @@ func TestPodBinding(t *testing.T) {
 	if bound.Spec.NodeName != "node-1" {
 		t.Errorf("nodeName = %q", bound.Spec.NodeName)
 	}
-	if c := bound.Status.Conditions; len(c) != 1 || c[0].Type != corev1.PodScheduled || c[0].Status != corev1.ConditionTrue || !c[0].LastTransitionTime.Time.Equal(testNow) {
+	if c := bound.Status.Conditions; len(c) != 1 || c[0].Type != corev1.PodScheduled || c[0].Status != corev1.ConditionTrue || !c[0].LastTransitionTime.Time.Equal(fixedClock()) {
 		t.Errorf("conditions = %+v", c)
 	}
 
@@ -320,14 +320,14 @@ func TestPodAttrs(t *testing.T) {
 
 func runningPod(t *testing.T) *corev1.Pod {
 	pod := storedPod(t)
-	pod.CreationTimestamp = metav1.NewTime(testNow.Add(-10 * time.Minute))
+	pod.CreationTimestamp = metav1.NewTime(fixedClock().Add(-10 * time.Minute))
 	pod.Spec.NodeName = "node-1"
 	pod.Status.Phase = corev1.PodRunning
 	pod.Status.PodIPs = []corev1.PodIP{{IP: "10.88.0.5"}}
 	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
 	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{
 		Name: "my-container", Ready: true,
-		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(testNow.Add(-9 * time.Minute))}},
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(fixedClock().Add(-9 * time.Minute))}},
 	}}
 	return pod
 }
@@ -353,14 +353,14 @@ func TestPodTableCrashLoop(t *testing.T) {
 	cs.Ready, cs.RestartCount = false, 2
 	cs.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}
 	cs.LastTerminationState = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-		ExitCode: 1, Reason: "Error", FinishedAt: metav1.NewTime(testNow.Add(-5 * time.Minute)),
+		ExitCode: 1, Reason: "Error", FinishedAt: metav1.NewTime(fixedClock().Add(-5 * time.Minute)),
 	}}
 	assertCells(t, podTableRow(t, pod), "my-replicaset-abcde", "0/1", "CrashLoopBackOff", "2 (5m ago)")
 }
 
 func TestPodTableTerminating(t *testing.T) {
 	pod := runningPod(t)
-	pod.DeletionTimestamp = ptrTo(metav1.NewTime(testNow.Add(30 * time.Second)))
+	pod.DeletionTimestamp = ptrTo(metav1.NewTime(fixedClock().Add(30 * time.Second)))
 	assertCells(t, podTableRow(t, pod), "my-replicaset-abcde", "1/1", "Terminating", "0")
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -63,8 +64,8 @@ const reservedResourcePrefix = "kubernetes.io/"
 func validatePodSpec(spec *corev1.PodSpec, fldPath *field.Path) field.ErrorList {
 	volumes, errs := validateVolumes(spec.Volumes, fldPath.Child("volumes"))
 	errs = append(errs, validateContainers(spec, volumes, fldPath)...)
-	errs = append(errs, validateRestartPolicy(spec.RestartPolicy, fldPath.Child("restartPolicy"))...)
-	errs = append(errs, validateDNSPolicy(spec.DNSPolicy, fldPath.Child("dnsPolicy"))...)
+	errs = append(errs, requiredOneOf(spec.RestartPolicy, restartPolicies(), fldPath.Child("restartPolicy"))...)
+	errs = append(errs, requiredOneOf(spec.DNSPolicy, dnsPolicies(), fldPath.Child("dnsPolicy"))...)
 	errs = append(errs, metav1validation.ValidateLabels(spec.NodeSelector, fldPath.Child("nodeSelector"))...)
 	errs = append(errs, validateTolerations(spec.Tolerations, fldPath.Child("tolerations"))...)
 	errs = append(errs, validateDNSNames(spec, fldPath)...)
@@ -102,26 +103,6 @@ func validateDNSNames(spec *corev1.PodSpec, fldPath *field.Path) field.ErrorList
 		}
 	}
 	return errs
-}
-
-func validateRestartPolicy(p corev1.RestartPolicy, fldPath *field.Path) field.ErrorList {
-	switch {
-	case p == "":
-		return field.ErrorList{field.Required(fldPath, "")}
-	case !contains(restartPolicies(), p):
-		return field.ErrorList{field.NotSupported(fldPath, p, restartPolicies())}
-	}
-	return nil
-}
-
-func validateDNSPolicy(p corev1.DNSPolicy, fldPath *field.Path) field.ErrorList {
-	switch {
-	case p == "":
-		return field.ErrorList{field.Required(fldPath, "")}
-	case !contains(dnsPolicies(), p):
-		return field.ErrorList{field.NotSupported(fldPath, p, dnsPolicies())}
-	}
-	return nil
 }
 
 // validateVolumes returns the set of valid volume names, for the volumeMounts check.
@@ -283,8 +264,8 @@ func validateContainer(c *corev1.Container, names, volumes sets.Set[string], fld
 	if c.Image == "" {
 		errs = append(errs, field.Required(fldPath.Child("image"), ""))
 	}
-	errs = append(errs, validatePullPolicy(c.ImagePullPolicy, fldPath.Child("imagePullPolicy"))...)
-	errs = append(errs, validateTerminationMessagePolicy(c.TerminationMessagePolicy, fldPath.Child("terminationMessagePolicy"))...)
+	errs = append(errs, requiredOneOf(c.ImagePullPolicy, pullPolicies(), fldPath.Child("imagePullPolicy"))...)
+	errs = append(errs, requiredOneOf(c.TerminationMessagePolicy, terminationMsgPolicies(), fldPath.Child("terminationMessagePolicy"))...)
 	errs = append(errs, validateContainerPorts(c.Ports, fldPath.Child("ports"))...)
 	errs = append(errs, validateEnv(c.Env, fldPath.Child("env"))...)
 	errs = append(errs, validateVolumeMounts(c.VolumeMounts, volumes, fldPath.Child("volumeMounts"))...)
@@ -293,26 +274,6 @@ func validateContainer(c *corev1.Container, names, volumes sets.Set[string], fld
 	errs = append(errs, validateProbe(c.ReadinessProbe, false, fldPath.Child("readinessProbe"))...)
 	errs = append(errs, validateProbe(c.StartupProbe, true, fldPath.Child("startupProbe"))...)
 	return errs
-}
-
-func validatePullPolicy(p corev1.PullPolicy, fldPath *field.Path) field.ErrorList {
-	switch {
-	case p == "":
-		return field.ErrorList{field.Required(fldPath, "")}
-	case !contains(pullPolicies(), p):
-		return field.ErrorList{field.NotSupported(fldPath, p, pullPolicies())}
-	}
-	return nil
-}
-
-func validateTerminationMessagePolicy(p corev1.TerminationMessagePolicy, fldPath *field.Path) field.ErrorList {
-	switch {
-	case p == "":
-		return field.ErrorList{field.Required(fldPath, "")}
-	case !contains(terminationMsgPolicies(), p):
-		return field.ErrorList{field.NotSupported(fldPath, p, terminationMsgPolicies())}
-	}
-	return nil
 }
 
 func validateContainerPorts(ports []corev1.ContainerPort, fldPath *field.Path) field.ErrorList {
@@ -341,12 +302,7 @@ func validateContainerPorts(ports []corev1.ContainerPort, fldPath *field.Path) f
 				errs = append(errs, field.Invalid(idxPath.Child("hostPort"), port.HostPort, msg))
 			}
 		}
-		switch {
-		case port.Protocol == "":
-			errs = append(errs, field.Required(idxPath.Child("protocol"), ""))
-		case !contains(portProtocols(), port.Protocol):
-			errs = append(errs, field.NotSupported(idxPath.Child("protocol"), port.Protocol, portProtocols()))
-		}
+		errs = append(errs, requiredOneOf(port.Protocol, portProtocols(), idxPath.Child("protocol"))...)
 	}
 	return errs
 }
@@ -570,7 +526,7 @@ func validateTolerations(tolerations []corev1.Toleration, fldPath *field.Path) f
 		default:
 			errs = append(errs, field.NotSupported(idxPath.Child("operator"), t.Operator, tolerationOperators()))
 		}
-		if t.Effect != "" && !contains(taintEffects(), t.Effect) {
+		if t.Effect != "" && !slices.Contains(taintEffects(), t.Effect) {
 			errs = append(errs, field.NotSupported(idxPath.Child("effect"), t.Effect, taintEffects()))
 		}
 	}
@@ -594,11 +550,13 @@ func validateImagesTrimmed(spec *corev1.PodSpec, fldPath *field.Path) field.Erro
 	return errs
 }
 
-func contains[T comparable](list []T, v T) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
+// requiredOneOf checks an enumerated field that must be set, to one of allowed.
+func requiredOneOf[T ~string](v T, allowed []T, fldPath *field.Path) field.ErrorList {
+	switch {
+	case v == "":
+		return field.ErrorList{field.Required(fldPath, "")}
+	case !slices.Contains(allowed, v):
+		return field.ErrorList{field.NotSupported(fldPath, v, allowed)}
 	}
-	return false
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -22,13 +23,18 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-var (
-	replicaSetGR  = schema.GroupResource{Group: "apps", Resource: "replicasets"}
-	replicaSetGVK = appsv1.SchemeGroupVersion.WithKind("ReplicaSet")
-	scaleGVK      = autoscalingv1.SchemeGroupVersion.WithKind("Scale")
-)
+func replicaSetGR() schema.GroupResource {
+	return schema.GroupResource{Group: appsv1.GroupName, Resource: "replicasets"}
+}
 
-type replicaSetStrategy struct{ now clock }
+func replicaSetGVK() schema.GroupVersionKind { return appsv1.SchemeGroupVersion.WithKind("ReplicaSet") }
+
+func scaleGVK() schema.GroupVersionKind { return autoscalingv1.SchemeGroupVersion.WithKind("Scale") }
+
+type replicaSetStrategy struct {
+	immediateDelete
+	now clock
+}
 
 func (s replicaSetStrategy) PrepareForCreate(_ context.Context, obj runtime.Object) {
 	rs := obj.(*appsv1.ReplicaSet)
@@ -66,10 +72,6 @@ func (replicaSetStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Obj
 	errs = append(errs, validateReplicaSetSpec(&rs.Spec, field.NewPath("spec"))...)
 	// apps/v1 made the selector immutable: changing it would orphan the running pods.
 	return append(errs, apivalidation.ValidateImmutableField(rs.Spec.Selector, oldRS.Spec.Selector, field.NewPath("spec", "selector"))...)
-}
-
-func (replicaSetStrategy) GracefulDelete(context.Context, runtime.Object, *metav1.DeleteOptions) bool {
-	return false
 }
 
 func validateReplicaSetSpec(spec *appsv1.ReplicaSetSpec, fldPath *field.Path) field.ErrorList {
@@ -182,7 +184,7 @@ func scaleFromReplicaSet(parent runtime.Object) (runtime.Object, error) {
 		replicas = *rs.Spec.Replicas
 	}
 	return &autoscalingv1.Scale{
-		TypeMeta: metav1.TypeMeta{APIVersion: scaleGVK.GroupVersion().String(), Kind: scaleGVK.Kind},
+		TypeMeta: metav1.TypeMeta{APIVersion: scaleGVK().GroupVersion().String(), Kind: scaleGVK().Kind},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:              rs.Name,
 			Namespace:         rs.Namespace,
@@ -213,10 +215,10 @@ func applyScale(_ context.Context, parent, sub runtime.Object) (runtime.Object, 
 		errs = append(errs, field.Invalid(field.NewPath("metadata", "name"), scale.Name, "must match the name of the ReplicaSet"))
 	}
 	if len(errs) > 0 {
-		return nil, apierrors.NewInvalid(scaleGVK.GroupKind(), rs.Name, errs)
+		return nil, apierrors.NewInvalid(scaleGVK().GroupKind(), rs.Name, errs)
 	}
 	if scale.UID != "" && scale.UID != rs.UID {
-		return nil, apierrors.NewConflict(replicaSetGR, rs.Name,
+		return nil, apierrors.NewConflict(replicaSetGR(), rs.Name,
 			fmt.Errorf("precondition failed: UID in precondition: %v, UID in object meta: %v", scale.UID, rs.UID))
 	}
 	if scale.ResourceVersion != "" {
@@ -251,28 +253,19 @@ func replicaSetColumns() []metav1.TableColumnDefinition {
 }
 
 func (s replicaSetStrategy) ConvertToTable(_ context.Context, obj runtime.Object) (*metav1.Table, error) {
-	var rows []metav1.TableRow
-	switch o := obj.(type) {
-	case *appsv1.ReplicaSet:
-		rows = append(rows, s.row(o))
-	case *appsv1.ReplicaSetList:
-		for i := range o.Items {
-			rows = append(rows, s.row(&o.Items[i]))
-		}
-	default:
-		return nil, unexpectedType("*appsv1.ReplicaSet or *appsv1.ReplicaSetList", obj)
-	}
-	return newTable(replicaSetColumns(), obj, rows), nil
+	return tableOf(obj, s.now, replicaSetColumns(), replicaSetItems, replicaSetRow)
 }
 
-func (s replicaSetStrategy) row(rs *appsv1.ReplicaSet) metav1.TableRow {
+func replicaSetItems(list *appsv1.ReplicaSetList) []appsv1.ReplicaSet { return list.Items }
+
+func replicaSetRow(rs *appsv1.ReplicaSet, now time.Time) metav1.TableRow {
 	var desired int64
 	if rs.Spec.Replicas != nil {
 		desired = int64(*rs.Spec.Replicas)
 	}
 	names, images := containerCells(rs.Spec.Template.Spec.Containers)
 	return newRow(rs, rs.Name, desired, int64(rs.Status.Replicas), int64(rs.Status.ReadyReplicas),
-		age(s.now(), rs.CreationTimestamp), names, images, metav1.FormatLabelSelector(rs.Spec.Selector))
+		age(now, rs.CreationTimestamp), names, images, metav1.FormatLabelSelector(rs.Spec.Selector))
 }
 
 // containerCells lists a template's container names and images, comma separated.

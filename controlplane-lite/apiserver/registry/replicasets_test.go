@@ -20,9 +20,8 @@ const seedRequest = `{"apiVersion":"apps/v1","kind":"ReplicaSet","metadata":{"na
 // seedResponseSpecStatus is spec and status of the seed's 201 body from kube-apiserver.
 const seedResponseSpecStatus = `"spec":{"replicas":2,"selector":{"matchLabels":{"app":"my-app"}},"template":{"metadata":{"labels":{"app":"my-app"}},"spec":{"containers":[{"name":"my-container","image":"nginx","ports":[{"containerPort":80,"protocol":"TCP"}],"resources":{},"terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File","imagePullPolicy":"Always"}],"restartPolicy":"Always","terminationGracePeriodSeconds":30,"dnsPolicy":"ClusterFirst","securityContext":{},"schedulerName":"default-scheduler"}}},"status":{"replicas":0}`
 
-var testNow = time.Date(2026, 11, 28, 19, 0, 0, 0, time.UTC)
-
-func fixedClock() time.Time { return testNow }
+// fixedClock is the "now" of every test strategy.
+func fixedClock() time.Time { return time.Date(2026, 11, 28, 19, 0, 0, 0, time.UTC) }
 
 func decodeRS(t *testing.T, body string) *appsv1.ReplicaSet {
 	t.Helper()
@@ -146,7 +145,7 @@ func TestReplicaSetUpdate(t *testing.T) {
 	// kubectl replace -f sends neither uid nor creationTimestamp nor the defaults.
 	replaced := decodeRS(t, seedRequest)
 	replaced.ResourceVersion = old.ResourceVersion
-	old.UID, old.CreationTimestamp = "uid-1", metav1.NewTime(testNow)
+	old.UID, old.CreationTimestamp = "uid-1", metav1.NewTime(fixedClock())
 	s.PrepareForUpdate(context.Background(), replaced, old)
 	if errs := s.ValidateUpdate(context.Background(), replaced, old); len(errs) > 0 || replaced.UID != "uid-1" || replaced.Generation != old.Generation {
 		t.Errorf("replace without system metadata: %v %+v", errs.ToAggregate(), replaced.ObjectMeta)
@@ -224,7 +223,7 @@ func TestReplicaSetScale(t *testing.T) {
 func TestReplicaSetTable(t *testing.T) {
 	rs := decodeRS(t, seedRequest)
 	createRS(t, rs)
-	rs.CreationTimestamp = metav1.NewTime(testNow.Add(-90 * time.Second))
+	rs.CreationTimestamp = metav1.NewTime(fixedClock().Add(-90 * time.Second))
 	rs.Status.Replicas, rs.Status.ReadyReplicas = 2, 1
 	list := &appsv1.ReplicaSetList{ListMeta: metav1.ListMeta{ResourceVersion: "77"}, Items: []appsv1.ReplicaSet{*rs}}
 	table, err := replicaSetStrategy{now: fixedClock}.ConvertToTable(context.Background(), list)

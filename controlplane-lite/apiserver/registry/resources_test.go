@@ -16,7 +16,7 @@ func TestNodeStrategy(t *testing.T) {
 	s := nodeStrategy{now: fixedClock}
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: "node-1", Labels: map[string]string{"node-role.kubernetes.io/control-plane": "", "kubernetes.io/role": "worker"},
-			CreationTimestamp: metav1.NewTime(testNow.Add(-3 * time.Hour))},
+			CreationTimestamp: metav1.NewTime(fixedClock().Add(-3 * time.Hour))},
 		Spec: corev1.NodeSpec{PodCIDR: "10.244.1.0/24", Unschedulable: true},
 		Status: corev1.NodeStatus{
 			Capacity:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")},
@@ -108,7 +108,7 @@ func TestLeaseStrategy(t *testing.T) {
 	ctx := context.Background()
 	s := leaseStrategy{now: fixedClock}
 	lease := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: "node-1", Namespace: "kube-node-lease", CreationTimestamp: metav1.NewTime(testNow.Add(-2 * time.Minute))},
+		ObjectMeta: metav1.ObjectMeta{Name: "node-1", Namespace: "kube-node-lease", CreationTimestamp: metav1.NewTime(fixedClock().Add(-2 * time.Minute))},
 		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptrTo("node-1"), LeaseDurationSeconds: ptrTo[int32](40)},
 	}
 	s.PrepareForCreate(ctx, lease)
@@ -135,7 +135,7 @@ func TestEventStrategy(t *testing.T) {
 		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "my-pod", FieldPath: "spec.containers{nginx}"},
 		Reason:         "Pulled", Message: "Successfully pulled image \"nginx\"\n", Type: corev1.EventTypeNormal,
 		Source:         corev1.EventSource{Component: "kubelet", Host: "node-1"},
-		FirstTimestamp: metav1.NewTime(testNow.Add(-5 * time.Minute)), LastTimestamp: metav1.NewTime(testNow.Add(-30 * time.Second)), Count: 3,
+		FirstTimestamp: metav1.NewTime(fixedClock().Add(-5 * time.Minute)), LastTimestamp: metav1.NewTime(fixedClock().Add(-30 * time.Second)), Count: 3,
 	}
 	if errs := s.Validate(ctx, ev); len(errs) > 0 {
 		t.Fatal(errs.ToAggregate())
@@ -154,7 +154,7 @@ func TestEventStrategy(t *testing.T) {
 		t.Errorf("namespace mismatch: %v", errs.ToAggregate())
 	}
 	newStyle := ev.DeepCopy()
-	newStyle.EventTime = metav1.NewMicroTime(testNow)
+	newStyle.EventTime = metav1.NewMicroTime(fixedClock())
 	if errs := s.Validate(ctx, newStyle); !containsError(errs, "reportingComponent: Required value") {
 		t.Errorf("new-style event without reporter: %v", errs.ToAggregate())
 	}

@@ -17,12 +17,12 @@ import (
 	"github.com/skiff-sh/skiff/controlplane-lite/apiserver/storage"
 )
 
-var secretGR = schema.GroupResource{Resource: "secrets"}
+func secretGR() schema.GroupResource { return schema.GroupResource{Resource: "secrets"} }
 
 func secretDefinition(now clock) Definition {
 	return Definition{
 		Resource: storage.Resource{
-			GroupResource:    secretGR,
+			GroupResource:    secretGR(),
 			GroupVersionKind: corev1.SchemeGroupVersion.WithKind("Secret"),
 			Prefix:           "/registry/secrets",
 			Namespaced:       true,
@@ -38,7 +38,10 @@ func secretDefinition(now clock) Definition {
 }
 
 // secretStrategy: like a ConfigMap, plus a type that fixes which keys must be present.
-type secretStrategy struct{ now clock }
+type secretStrategy struct {
+	immediateDelete
+	now clock
+}
 
 // Default sets the type to Opaque and folds the write-only stringData into data, which
 // kube-apiserver does while converting v1 to its internal version: stringData is never
@@ -83,10 +86,6 @@ func (secretStrategy) ValidateUpdate(_ context.Context, obj, old runtime.Object)
 	}
 	errs = append(errs, validateImmutable(oldS.Immutable, s.Immutable, changed)...)
 	return append(errs, validateSecretData(s)...)
-}
-
-func (secretStrategy) GracefulDelete(context.Context, runtime.Object, *metav1.DeleteOptions) bool {
-	return false
 }
 
 // validateSecretData checks keys and size like a ConfigMap's, then what the type requires.
@@ -168,20 +167,10 @@ func secretColumns() []metav1.TableColumnDefinition {
 }
 
 func (s secretStrategy) ConvertToTable(_ context.Context, obj runtime.Object) (*metav1.Table, error) {
-	var rows []metav1.TableRow
-	switch o := obj.(type) {
-	case *corev1.Secret:
-		rows = append(rows, secretRow(o, s.now()))
-	case *corev1.SecretList:
-		now := s.now()
-		for i := range o.Items {
-			rows = append(rows, secretRow(&o.Items[i], now))
-		}
-	default:
-		return nil, unexpectedType("*corev1.Secret or *corev1.SecretList", obj)
-	}
-	return newTable(secretColumns(), obj, rows), nil
+	return tableOf(obj, s.now, secretColumns(), secretItems, secretRow)
 }
+
+func secretItems(list *corev1.SecretList) []corev1.Secret { return list.Items }
 
 func secretRow(s *corev1.Secret, now time.Time) metav1.TableRow {
 	return newRow(s, s.Name, string(s.Type), int64(len(s.Data)), age(now, s.CreationTimestamp))

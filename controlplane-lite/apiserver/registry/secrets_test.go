@@ -14,7 +14,7 @@ func TestSecretStrategyDefaults(t *testing.T) {
 	ctx := context.Background()
 	s := secretStrategy{now: fixedClock}
 	sec := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "default", CreationTimestamp: metav1.NewTime(testNow.Add(-time.Hour))},
+		ObjectMeta: metav1.ObjectMeta{Name: "creds", Namespace: "default", CreationTimestamp: metav1.NewTime(fixedClock().Add(-time.Hour))},
 		Data:       map[string][]byte{"user": []byte("old"), "keep": []byte("k")},
 		StringData: map[string]string{"user": "admin", "password": "hunter2"},
 	}

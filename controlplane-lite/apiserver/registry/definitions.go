@@ -150,6 +150,8 @@ func eventDefinition(now clock) Definition {
 			NewFunc:          func() runtime.Object { return &corev1.Event{} },
 			NewListFunc:      func() runtime.Object { return &corev1.EventList{} },
 			AttrFunc:         eventAttrs,
+			// kube-apiserver's --event-ttl default: events expire from etcd after an hour.
+			TTL: time.Hour,
 		},
 		Singular:   "event",
 		ShortNames: []string{"ev"},

@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"sort"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -69,5 +70,19 @@ func TestDefinitions(t *testing.T) {
 	defs[0].Verbs[0] = "changed"
 	if Definitions()[0].Verbs[0] == "changed" {
 		t.Errorf("definitions share slices between calls")
+	}
+}
+
+// TestEventsExpire: like kube-apiserver's --event-ttl, events are stored with a lease
+// so etcd drops them; nothing else expires.
+func TestEventsExpire(t *testing.T) {
+	for _, def := range Definitions() {
+		want := time.Duration(0)
+		if def.GroupResource.Resource == "events" {
+			want = time.Hour
+		}
+		if def.TTL != want {
+			t.Errorf("%s: TTL %v, want %v", def.GroupResource, def.TTL, want)
+		}
 	}
 }

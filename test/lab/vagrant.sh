@@ -160,6 +160,23 @@ stop_units() {
 	done
 }
 
+# power_off VM: what switching a VM off does to its processes. Everything still running in
+# the VM's mount namespace goes — container shims first with the container inits they
+# started (each the init of its own PID namespace, so the containers go with it), then the
+# rest — so a pod that `skiff reset` did not remove cannot outlive the lab.
+power_off() {
+	local vm=$1 holder mnt proc pid
+	holder=$(holder_pid "$vm")
+	mnt=$(readlink "/proc/$holder/ns/mnt" 2>/dev/null) || return 0
+	for proc in /proc/[0-9]*; do
+		pid=${proc#/proc/}
+		[[ $pid != "$holder" && $(readlink "$proc/ns/mnt" 2>/dev/null) == "$mnt" ]] || continue
+		pkill -KILL -P "$pid" 2>/dev/null || true
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	kill "$holder" 2>/dev/null || true
+}
+
 cmd_down() {
 	local vm file
 	# Agents first, the server last, as one would shut a cluster down.
@@ -172,7 +189,7 @@ cmd_down() {
 			in_vm "$vm" /usr/local/bin/skiff reset --data-dir /var/lib/skiff --run-dir /run/skiff \
 				>>"$DIR/reset.log" 2>&1 || log "skiff reset failed on $vm (see $DIR/reset.log)"
 		fi
-		kill "$(holder_pid "$vm")" 2>/dev/null || true
+		power_off "$vm"
 		ip netns del "$P-$vm" 2>/dev/null || true
 		ip link del "$P-$vm" 2>/dev/null || true
 	done

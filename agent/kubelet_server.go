@@ -16,6 +16,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -131,11 +132,23 @@ func (a *Agent) kubeletHandler() http.Handler {
 	return mux
 }
 
-// authenticated admits callers holding a certificate the client CA verified.
+// kubeletAPIUser is the identity the apiserver proxies logs, exec, attach and
+// port-forward with; kube-apiserver's kubelet client uses the same name.
+const kubeletAPIUser = "kube-apiserver-kubelet-client"
+
+// authenticated admits callers holding a certificate the client CA verified and naming the
+// apiserver's kubelet client or a member of system:masters. Other identities the cluster
+// CA signed (the scheduler, other nodes) must not read logs or exec into pods: without
+// RBAC this is kubelet's nodes/proxy authorization, reduced to the identities that need it.
 func (a *Agent) authenticated(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a.cfg.ClientCAFile == "" || r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
 			http.Error(w, "Forbidden: the kubelet API needs a client certificate signed by its client CA", http.StatusForbidden)
+			return
+		}
+		subject := r.TLS.VerifiedChains[0][0].Subject
+		if subject.CommonName != kubeletAPIUser && !slices.Contains(subject.Organization, "system:masters") {
+			http.Error(w, fmt.Sprintf("Forbidden: user %q may not use the kubelet API", subject.CommonName), http.StatusForbidden)
 			return
 		}
 		h(w, r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,8 +18,10 @@ import (
 )
 
 // authed marks a request as coming with a verified client certificate.
+// authed makes r look like it came over TLS from the apiserver's kubelet client.
 func authed(r *http.Request) *http.Request {
-	r.TLS = &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{}}}}
+	cert := &x509.Certificate{Subject: pkix.Name{CommonName: kubeletAPIUser}}
+	r.TLS = &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{cert}}}
 	return r
 }
 

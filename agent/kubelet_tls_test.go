@@ -23,6 +23,13 @@ import (
 // testCA issues a client certificate the way the apiserver's kubelet client would hold one.
 func testCA(t *testing.T) (caFile string, client tls.Certificate) {
 	t.Helper()
+	caFile, certs := testCAFor(t, "kube-apiserver-kubelet-client")
+	return caFile, certs[0]
+}
+
+// testCAFor makes a CA and one client certificate from it for each common name.
+func testCAFor(t *testing.T, commonNames ...string) (caFile string, clients []tls.Certificate) {
+	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	caTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test-ca"},
@@ -34,26 +41,30 @@ func testCA(t *testing.T) (caFile string, client tls.Certificate) {
 		t.Fatal(err)
 	}
 	caCert, _ := x509.ParseCertificate(caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "kube-apiserver-kubelet-client"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
+	for i, cn := range commonNames {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(int64(2 + i)), Subject: pkix.Name{CommonName: cn},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key})
 	}
 	caFile = filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return caFile, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+	return caFile, clients
 }
 
 func TestKubeletServerAuthenticatesClients(t *testing.T) {
 	env := newTestEnv(t, nil)
-	caFile, clientCert := testCA(t)
+	caFile, certs := testCAFor(t, "kube-apiserver-kubelet-client", "system:kube-scheduler")
+	clientCert, otherUser := certs[0], certs[1]
 	env.agent.cfg.ClientCAFile = caFile
 	env.start()
 	base := fmt.Sprintf("https://127.0.0.1:%d", env.agent.cfg.KubeletPort)
@@ -76,6 +87,10 @@ func TestKubeletServerAuthenticatesClients(t *testing.T) {
 	}
 	if code := get([]tls.Certificate{clientCert}, "/containerLogs/default/web/nginx"); code != http.StatusNotFound {
 		t.Errorf("authenticated logs request for an unknown pod: %d, want 404", code)
+	}
+	// Another identity the same CA signed is authenticated but not allowed.
+	if code := get([]tls.Certificate{otherUser}, "/containerLogs/default/web/nginx"); code != http.StatusForbidden {
+		t.Errorf("logs request as the scheduler: %d, want 403", code)
 	}
 }
 

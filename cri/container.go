@@ -87,7 +87,8 @@ func (s *service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 	}
 	defer func() {
 		if retErr != nil {
-			if err := s.removeImageVolumes(ctx, meta.ID); err != nil {
+			// The request's context may be what failed; the undo must still run.
+			if err := s.removeImageVolumes(context.WithoutCancel(ctx), meta.ID); err != nil {
 				klog.FromContext(ctx).Error(err, "Clean up image volumes of a failed container", "containerID", meta.ID)
 			}
 		}

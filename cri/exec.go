@@ -118,8 +118,9 @@ func (s *service) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest)
 		<-exitCh
 		return nil, ctx.Err()
 	}
-	// All output must be copied before the process (and its FIFOs) is deleted.
-	proc.IO().Wait()
+	// All output must be copied before the process (and its FIFOs) is deleted; a
+	// background child that keeps the pipes open must not hold the call past the drain.
+	drainIO(proc.IO(), execDrainTimeout)
 	return &runtimeapi.ExecSyncResponse{
 		Stdout:   stdout.Bytes(),
 		Stderr:   stderr.Bytes(),

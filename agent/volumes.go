@@ -190,14 +190,8 @@ func (a *Agent) volumeMount(pod *v1.Pod, vm v1.VolumeMount) (*runtimeapi.Mount, 
 		return nil, errVolumeUnsupported{vm.Name, volumeKind(vol)}
 	}
 	if vm.SubPath != "" {
-		// A subPath may name a file (a configMap key, through its ..data link); only a
-		// missing one is created, as a directory, like kubelet does.
-		host = filepath.Join(host, filepath.Clean("/"+vm.SubPath))
-		if _, err := os.Stat(host); errors.Is(err, fs.ErrNotExist) {
-			if err := os.MkdirAll(host, 0o750); err != nil {
-				return nil, fmt.Errorf("volume %q subPath: %w", vm.Name, err)
-			}
-		} else if err != nil {
+		var err error
+		if host, err = subPathHost(host, vm.SubPath); err != nil {
 			return nil, fmt.Errorf("volume %q subPath: %w", vm.Name, err)
 		}
 	}
@@ -264,4 +258,27 @@ func (e agentEvents) Eventf(obj runtime.Object, eventtype, reason, messageFmt st
 		obj = podRef(pod)
 	}
 	e.a.recorder.Eventf(obj, eventtype, reason, messageFmt, args...)
+}
+
+// subPathHost resolves a subPath inside the volume at root without letting a symlink the
+// container made lead out of it. A subPath may name a file (a configMap key, through its
+// ..data link); only a missing one is created, as a directory with the volume's own mode,
+// so that a non-root container can write where it could write in the volume.
+func subPathHost(root, subPath string) (string, error) {
+	host, err := volumes.ResolveSubPath(root, subPath)
+	if err != nil {
+		return "", err
+	}
+	if _, err := os.Lstat(host); !errors.Is(err, fs.ErrNotExist) {
+		return host, err
+	}
+	rootInfo, err := os.Stat(root)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(host, rootInfo.Mode().Perm()); err != nil {
+		return "", err
+	}
+	// MkdirAll's mode passes through the umask; the volume's mode is what kubelet gives.
+	return host, os.Chmod(host, rootInfo.Mode().Perm())
 }

@@ -29,8 +29,8 @@ func (a *Agent) killContainer(ctx context.Context, pod *v1.Pod, rp *runtimePod, 
 }
 
 // killPod stops every running container (in parallel, each with its preStop hook and the
-// grace period), sidecars after the others as kubelet does, and then every ready sandbox
-// of the pod.
+// grace period), sidecars after the others as kubelet does, and then every sandbox of the
+// pod.
 func (a *Agent) killPod(ctx context.Context, pod *v1.Pod, rp *runtimePod, grace int64) error {
 	var apps, sidecars []*runtimeapi.ContainerStatus
 	for _, c := range rp.runningContainers() {
@@ -42,10 +42,9 @@ func (a *Agent) killPod(ctx context.Context, pod *v1.Pod, rp *runtimePod, grace 
 	}
 	all := a.killContainers(ctx, pod, rp, apps, grace)
 	all = append(all, a.killContainers(ctx, pod, rp, sidecars, grace)...)
+	// Every sandbox, not just the ready ones: a sandbox whose pause process died is
+	// NOTREADY but still holds its netns and pod IP until it is stopped (kubelet does the same).
 	for _, s := range rp.sandboxes {
-		if s.State != runtimeapi.PodSandboxState_SANDBOX_READY {
-			continue
-		}
 		if err := a.cfg.Runtime.StopPodSandbox(ctx, s.Id); err != nil && !isNotFound(err) {
 			all = append(all, fmt.Errorf("stop sandbox %s: %w", s.Id, err))
 		}

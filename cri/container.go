@@ -291,6 +291,7 @@ func (s *service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	if sb, err := s.store.sandbox(c.meta.SandboxID); err != nil || sb.State() != runtimeapi.PodSandboxState_SANDBOX_READY {
 		return nil, fmt.Errorf("sandbox %s of container %s is not ready: %w", c.meta.SandboxID, c.meta.ID, errdefs.ErrFailedPrecondition)
 	}
+	timing := newSteps()
 	cc, err := s.client.LoadContainer(ctx, c.meta.ID)
 	if err != nil {
 		return nil, fmt.Errorf("load container: %w", err)
@@ -299,11 +300,13 @@ func (s *service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	if err != nil {
 		return nil, err
 	}
+	timing.done("load")
 	task, err := cc.NewTask(ctx, logs.creator(s.fifoDir()))
 	if err != nil {
 		logs.close()
 		return nil, fmt.Errorf("create task: %w", err)
 	}
+	timing.done("taskCreate")
 	exitCh, err := task.Wait(s.ns(s.lifetime))
 	if err != nil {
 		_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
@@ -315,6 +318,7 @@ func (s *service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 		logs.close()
 		return nil, fmt.Errorf("start task: %w", err)
 	}
+	timing.done("taskStart")
 	c.mu.Lock()
 	c.status.State = runtimeapi.ContainerState_CONTAINER_RUNNING
 	c.status.Pid = task.Pid()
@@ -326,7 +330,9 @@ func (s *service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	if err := s.saveStatus(ctx, c); err != nil {
 		klog.FromContext(ctx).Error(err, "Persist container status")
 	}
+	timing.done("status")
 	s.containerEvent(c, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
+	klog.FromContext(ctx).V(2).Info("Started container", append([]any{"containerID", c.meta.ID}, timing.keysAndValues()...)...)
 	return &runtimeapi.StartContainerResponse{}, nil
 }
 

@@ -123,17 +123,20 @@ func (s *service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	}
 	undo = append(undo, func() { _ = os.RemoveAll(dir) })
 
+	timing := newSteps()
 	if !hostIPC(cfg) {
 		if err := s.mountSandboxShm(meta.ID); err != nil {
 			return nil, err
 		}
 		undo = append(undo, func() { _ = s.unmountSandboxShm(meta.ID) })
 	}
+	timing.done("shm")
 	if !hostNetwork(cfg) {
 		if err := s.setupPodNetwork(ctx, &meta, &undo); err != nil {
 			return nil, err
 		}
 	}
+	timing.done("network")
 	if err := writeSandboxFiles(dir, cfg, meta.IPs); err != nil {
 		return nil, err
 	}
@@ -148,13 +151,14 @@ func (s *service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	}
 
 	sb := &sandbox{meta: meta, state: runtimeapi.PodSandboxState_SANDBOX_NOTREADY}
-	if err := s.startPause(ctx, sb, &undo); err != nil {
+	timing.done("files")
+	if err := s.startPause(ctx, sb, &undo, timing); err != nil {
 		return nil, err
 	}
 	s.store.addSandbox(sb)
 	s.sandboxEvent(sb, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
 	s.sandboxEvent(sb, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
-	logger.V(2).Info("Started pod sandbox", "ips", meta.IPs)
+	logger.V(2).Info("Started pod sandbox", append([]any{"ips", meta.IPs}, timing.keysAndValues()...)...)
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: meta.ID}, nil
 }
 
@@ -201,7 +205,7 @@ func podOf(meta *sandboxMeta) network.Pod {
 }
 
 // startPause creates and starts the pause container of sb.
-func (s *service) startPause(ctx context.Context, sb *sandbox, undo *[]func()) error {
+func (s *service) startPause(ctx context.Context, sb *sandbox, undo *[]func(), timing *steps) error {
 	img, err := s.client.GetImage(ctx, s.cfg.PauseImage)
 	if err != nil {
 		return fmt.Errorf("pause image %s: %w", s.cfg.PauseImage, err)
@@ -221,6 +225,7 @@ func (s *service) startPause(ctx context.Context, sb *sandbox, undo *[]func()) e
 	if err != nil {
 		return fmt.Errorf("create pause container: %w", err)
 	}
+	timing.done("pauseContainer")
 	*undo = append(*undo, func() {
 		_ = cc.Delete(context.WithoutCancel(ctx), containerd.WithSnapshotCleanup)
 	})
@@ -228,6 +233,7 @@ func (s *service) startPause(ctx context.Context, sb *sandbox, undo *[]func()) e
 	if err != nil {
 		return fmt.Errorf("create pause task: %w", err)
 	}
+	timing.done("pauseTaskCreate")
 	*undo = append(*undo, func() {
 		_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
 	})
@@ -238,6 +244,7 @@ func (s *service) startPause(ctx context.Context, sb *sandbox, undo *[]func()) e
 	if err := task.Start(ctx); err != nil {
 		return fmt.Errorf("start pause task: %w", err)
 	}
+	timing.done("pauseTaskStart")
 	sb.state = runtimeapi.PodSandboxState_SANDBOX_READY
 	sb.exited = make(chan struct{})
 	s.watchSandbox(sb, task, exitCh)

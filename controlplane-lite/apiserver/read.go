@@ -50,22 +50,41 @@ func (s *Server) serveGet(w http.ResponseWriter, r *http.Request, info *requestI
 	writeObject(w, http.StatusOK, target, out)
 }
 
-func (s *Server) serveList(w http.ResponseWriter, r *http.Request, info *requestInfo) {
-	target, err := s.negotiate(r, asTable, asPartialList)
+// collectionRequest is what list and watch share: the negotiated output, the transformer
+// to it, and the parsed list options (raw as the client sent them).
+type collectionRequest struct {
+	target outputTarget
+	tr     *transformer
+	opts   storage.ListOptions
+	raw    *metav1.ListOptions
+}
+
+func (s *Server) newCollectionRequest(r *http.Request, info *requestInfo, streaming bool, allowed ...string) (*collectionRequest, error) {
+	target, err := s.negotiate(r, allowed...)
+	if err == nil && streaming && target.info.StreamSerializer == nil {
+		err = newStatusError(http.StatusNotAcceptable, metav1.StatusReasonNotAcceptable, "the media type cannot be streamed")
+	}
 	if err != nil {
-		writeStatusError(w, err)
-		return
+		return nil, err
 	}
 	tr, err := s.newTransformer(r, info.res, target)
 	if err != nil {
-		writeStatusError(w, err)
-		return
+		return nil, err
 	}
-	opts, _, err := s.listOptions(r, info.res)
+	opts, raw, err := s.listOptions(r, info.res)
+	if err != nil {
+		return nil, err
+	}
+	return &collectionRequest{target: target, tr: tr, opts: opts, raw: raw}, nil
+}
+
+func (s *Server) serveList(w http.ResponseWriter, r *http.Request, info *requestInfo) {
+	req, err := s.newCollectionRequest(r, info, false, asTable, asPartialList)
 	if err != nil {
 		writeStatusError(w, err)
 		return
 	}
+	target, tr, opts := req.target, req.tr, req.opts
 	list, err := info.res.store.List(r.Context(), info.namespace, opts)
 	if err != nil {
 		writeStatusError(w, err)
@@ -129,24 +148,12 @@ func (s *Server) listOptions(r *http.Request, res *resource) (storage.ListOption
 }
 
 func (s *Server) serveWatch(w http.ResponseWriter, r *http.Request, info *requestInfo) {
-	target, err := s.negotiate(r, asTable, asPartial, asPartialList)
-	if err == nil && target.info.StreamSerializer == nil {
-		err = newStatusError(http.StatusNotAcceptable, metav1.StatusReasonNotAcceptable, "the media type cannot be streamed")
-	}
+	req, err := s.newCollectionRequest(r, info, true, asTable, asPartial, asPartialList)
 	if err != nil {
 		writeStatusError(w, err)
 		return
 	}
-	tr, err := s.newTransformer(r, info.res, target)
-	if err != nil {
-		writeStatusError(w, err)
-		return
-	}
-	opts, raw, err := s.listOptions(r, info.res)
-	if err != nil {
-		writeStatusError(w, err)
-		return
-	}
+	tr, opts, raw := req.tr, req.opts, req.raw
 	timeout := minWatchTimeout + rand.N(minWatchTimeout)
 	if raw.TimeoutSeconds != nil {
 		timeout = time.Duration(*raw.TimeoutSeconds) * time.Second

@@ -17,8 +17,9 @@ type fakeNetwork struct {
 	prefix string
 
 	mu       sync.Mutex
-	readyErr error
-	cidr     string
+	readyErr  error
+	attachErr error // returned by Attach after it recorded the pod, as a half-done ADD
+	cidr      string
 	nextIP   byte
 	attached map[string]network.Pod // by sandbox ID
 	netns    map[string]bool        // live netns paths
@@ -66,6 +67,9 @@ func (f *fakeNetwork) Attach(_ context.Context, pod network.Pod) (*network.Resul
 		return nil, fmt.Errorf("attach %s: netns %s does not exist", pod.ID, pod.NetnsPath)
 	}
 	f.attached[pod.ID] = pod
+	if f.attachErr != nil {
+		return nil, f.attachErr
+	}
 	ip := net.IPv4(10, 99, 0, f.nextIP)
 	f.nextIP++
 	return &network.Result{IPs: []net.IP{ip}, Interface: "eth0"}, nil

@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"google.golang.org/grpc/codes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -363,6 +366,51 @@ func TestIntegrationHostNetworkPod(t *testing.T) {
 	hostResolv, _ := os.ReadFile("/etc/resolv.conf")
 	if want := host + "\n" + string(hostResolv); string(ex.Stdout) != want {
 		t.Errorf("host-network exec = %q, want %q", ex.Stdout, want)
+	}
+	if _, err := e.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: run.PodSandboxId}); err != nil {
+		t.Fatalf("RemovePodSandbox: %v", err)
+	}
+}
+
+// A failed CNI ADD, which runs while the pause container is made, leaves nothing behind:
+// no pause container or task, no netns, no reserved name, no sandbox directory, and the
+// half-done ADD is undone with a DEL.
+func TestIntegrationSandboxNetworkFailureCleansUp(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := e.ctx
+	e.net.attachErr = errors.New("bridge plugin failed")
+	pod := podConfig("netfail", "")
+	_, err := e.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
+	if err == nil || !strings.Contains(err.Error(), "bridge plugin failed") {
+		t.Fatalf("RunPodSandbox = %v, want the CNI error", err)
+	}
+	if len(e.net.attached) != 0 || len(e.net.netns) != 0 || e.net.detaches != 1 {
+		t.Errorf("network left: attached %v, netns %v, %d DELs", e.net.attached, e.net.netns, e.net.detaches)
+	}
+	c, err := containerd.New(e.daemon.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	nsCtx := namespaces.WithNamespace(ctx, e.cfg.Namespace)
+	if list, err := c.Containers(nsCtx); err != nil || len(list) != 0 {
+		t.Errorf("containerd containers left: %d, %v", len(list), err)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(e.cfg.RootDir, "sandboxes")); len(entries) != 0 {
+		t.Errorf("sandbox directories left: %v", entries)
+	}
+	list, err := e.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil || len(list.Items) != 0 {
+		t.Errorf("ListPodSandbox = %v, %v; want none", list, err)
+	}
+	e.net.attachErr = nil
+	run, err := e.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
+	if err != nil {
+		t.Fatalf("RunPodSandbox with the same name after a failure: %v", err)
+	}
+	st, err := e.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: run.PodSandboxId})
+	if err != nil || st.Status.GetNetwork().GetIp() == "" || st.Status.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		t.Fatalf("PodSandboxStatus = %v, %v", st, err)
 	}
 	if _, err := e.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: run.PodSandboxId}); err != nil {
 		t.Fatalf("RemovePodSandbox: %v", err)

@@ -12,9 +12,11 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/errdefs"
@@ -131,15 +133,16 @@ func (s *service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 		undo = append(undo, func() { _ = s.unmountSandboxShm(meta.ID) })
 	}
 	timing.done("shm")
+	// CNI ADD runs while the pause container and its task (shim + runc create) are made:
+	// both only need the netns to exist, and together they are most of a sandbox's start.
+	joinNetwork := func() error { return nil }
 	if !hostNetwork(cfg) {
-		if err := s.setupPodNetwork(ctx, &meta, &undo); err != nil {
+		if err := s.createNetns(&meta, &undo); err != nil {
 			return nil, err
 		}
+		joinNetwork = s.attachPodNetwork(ctx, &meta, &undo, timing)
 	}
-	timing.done("network")
-	if err := writeSandboxFiles(dir, cfg, meta.IPs); err != nil {
-		return nil, err
-	}
+	timing.done("netns")
 	parent := cfg.GetLinux().GetCgroupParent()
 	if parent == "" {
 		parent = s.cfg.CgroupParent
@@ -147,14 +150,24 @@ func (s *service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	meta.CgroupsPath = path.Join(parent, meta.ID)
 	var err error
 	if meta.Config, err = proto.Marshal(cfg); err != nil {
+		_ = joinNetwork()
 		return nil, fmt.Errorf("encode sandbox config: %w", err)
 	}
-
 	sb := &sandbox{meta: meta, state: runtimeapi.PodSandboxState_SANDBOX_NOTREADY}
-	timing.done("files")
-	if err := s.startPause(ctx, sb, &undo, timing); err != nil {
+	cc, task, err := s.createPause(ctx, sb, &undo, timing)
+	if err = errors.Join(err, joinNetwork()); err != nil {
 		return nil, err
 	}
+	timing.done("networkWait")
+	sb.meta.IPs = meta.IPs
+	if err := writeSandboxFiles(dir, cfg, meta.IPs); err != nil {
+		return nil, err
+	}
+	timing.done("files")
+	if err := s.startPause(ctx, sb, cc, task); err != nil {
+		return nil, err
+	}
+	timing.done("pauseTaskStart")
 	s.store.addSandbox(sb)
 	s.sandboxEvent(sb, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
 	s.sandboxEvent(sb, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
@@ -162,8 +175,8 @@ func (s *service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: meta.ID}, nil
 }
 
-// setupPodNetwork creates the netns and runs CNI ADD, recording the pod IPs.
-func (s *service) setupPodNetwork(ctx context.Context, meta *sandboxMeta, undo *[]func()) error {
+// createNetns creates the sandbox's network namespace.
+func (s *service) createNetns(meta *sandboxMeta, undo *[]func()) error {
 	if s.cfg.Network == nil {
 		return fmt.Errorf("pod network requested but no network is configured: %w", errdefs.ErrFailedPrecondition)
 	}
@@ -173,17 +186,37 @@ func (s *service) setupPodNetwork(ctx context.Context, meta *sandboxMeta, undo *
 	}
 	meta.NetnsPath = netns
 	*undo = append(*undo, func() { _ = s.cfg.Network.RemoveNetns(netns) })
-	pod := podOf(meta)
-	res, err := s.cfg.Network.Attach(ctx, pod)
-	// CNI DEL cleans up a half-done ADD too.
-	*undo = append(*undo, func() { _ = s.cfg.Network.Detach(context.WithoutCancel(ctx), pod) })
-	if err != nil {
-		return fmt.Errorf("set up pod network: %w", err)
-	}
-	for _, ip := range res.IPs {
-		meta.IPs = append(meta.IPs, ip.String())
-	}
 	return nil
+}
+
+// attachPodNetwork starts CNI ADD for the sandbox and returns the function that waits for
+// it: it records the pod IPs in meta and the undo (CNI DEL, which also cleans up a half-done
+// ADD). The returned function must be called, from the caller's goroutine, on every path.
+func (s *service) attachPodNetwork(ctx context.Context, meta *sandboxMeta, undo *[]func(), timing *steps) func() error {
+	pod := podOf(meta)
+	type outcome struct {
+		res  *network.Result
+		err  error
+		took time.Duration
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		start := time.Now()
+		res, err := s.cfg.Network.Attach(ctx, pod)
+		done <- outcome{res, err, time.Since(start)}
+	}()
+	return func() error {
+		out := <-done
+		*undo = append(*undo, func() { _ = s.cfg.Network.Detach(context.WithoutCancel(ctx), pod) })
+		timing.record("cniAdd", out.took)
+		if out.err != nil {
+			return fmt.Errorf("set up pod network: %w", out.err)
+		}
+		for _, ip := range out.res.IPs {
+			meta.IPs = append(meta.IPs, ip.String())
+		}
+		return nil
+	}
 }
 
 // podOf describes a sandbox to the network.
@@ -204,15 +237,16 @@ func podOf(meta *sandboxMeta) network.Pod {
 	return pod
 }
 
-// startPause creates and starts the pause container of sb.
-func (s *service) startPause(ctx context.Context, sb *sandbox, undo *[]func(), timing *steps) error {
+// createPause creates the pause container of sb and its task (the shim and `runc create`),
+// not yet started.
+func (s *service) createPause(ctx context.Context, sb *sandbox, undo *[]func(), timing *steps) (containerd.Container, containerd.Task, error) {
 	img, err := s.client.GetImage(ctx, s.cfg.PauseImage)
 	if err != nil {
-		return fmt.Errorf("pause image %s: %w", s.cfg.PauseImage, err)
+		return nil, nil, fmt.Errorf("pause image %s: %w", s.cfg.PauseImage, err)
 	}
 	ext, err := jsonAny("SandboxMetadata", sb.meta)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	cc, err := s.client.NewContainer(ctx, sb.meta.ID,
 		containerd.WithSnapshotter(s.cfg.Snapshotter),
@@ -223,7 +257,7 @@ func (s *service) startPause(ctx context.Context, sb *sandbox, undo *[]func(), t
 		containerd.WithContainerExtension(extMetadata, ext),
 	)
 	if err != nil {
-		return fmt.Errorf("create pause container: %w", err)
+		return nil, nil, fmt.Errorf("create pause container: %w", err)
 	}
 	timing.done("pauseContainer")
 	*undo = append(*undo, func() {
@@ -231,20 +265,35 @@ func (s *service) startPause(ctx context.Context, sb *sandbox, undo *[]func(), t
 	})
 	task, err := cc.NewTask(ctx, cio.NullIO)
 	if err != nil {
-		return fmt.Errorf("create pause task: %w", err)
+		return nil, nil, fmt.Errorf("create pause task: %w", err)
 	}
 	timing.done("pauseTaskCreate")
 	*undo = append(*undo, func() {
 		_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
 	})
-	exitCh, err := task.Wait(s.ns(s.lifetime))
+	return cc, task, nil
+}
+
+// startPause records the sandbox's final metadata (its IPs were not known when the pause
+// container was created) on the container while the pause task starts, and marks sb ready.
+func (s *service) startPause(ctx context.Context, sb *sandbox, cc containerd.Container, task containerd.Task) error {
+	ext, err := jsonAny("SandboxMetadata", sb.meta)
 	if err != nil {
-		return fmt.Errorf("wait pause task: %w", err)
+		return err
 	}
-	if err := task.Start(ctx); err != nil {
+	updated := make(chan error, 1)
+	go func() {
+		updated <- cc.Update(ctx, func(ctx context.Context, client *containerd.Client, c *containers.Container) error {
+			return containerd.WithContainerExtension(extMetadata, ext)(ctx, client, c)
+		})
+	}()
+	exitCh, err := task.Wait(s.ns(s.lifetime))
+	if err == nil {
+		err = task.Start(ctx)
+	}
+	if err = errors.Join(err, <-updated); err != nil {
 		return fmt.Errorf("start pause task: %w", err)
 	}
-	timing.done("pauseTaskStart")
 	sb.state = runtimeapi.PodSandboxState_SANDBOX_READY
 	sb.exited = make(chan struct{})
 	s.watchSandbox(sb, task, exitCh)
@@ -351,21 +400,31 @@ func (s *service) stopSandbox(ctx context.Context, sb *sandbox) error {
 			return fmt.Errorf("stop container %s of sandbox %s: %w", c.meta.ID, sb.meta.ID, err)
 		}
 	}
-	if err := s.stopPause(ctx, sb); err != nil {
+	// The pod network comes down while the pause task dies: CNI DEL needs the netns, which
+	// the bind mount holds, not the pause process.
+	detached := make(chan error, 1)
+	go func() { detached <- s.detachPodNetwork(ctx, sb) }()
+	if err := errors.Join(s.stopPause(ctx, sb), <-detached); err != nil {
 		return err
-	}
-	if sb.meta.NetnsPath != "" && s.cfg.Network != nil {
-		if err := s.cfg.Network.Detach(ctx, podOf(&sb.meta)); err != nil {
-			return fmt.Errorf("tear down pod network of sandbox %s: %w", sb.meta.ID, err)
-		}
-		if err := s.cfg.Network.RemoveNetns(sb.meta.NetnsPath); err != nil {
-			return fmt.Errorf("remove network namespace of sandbox %s: %w", sb.meta.ID, err)
-		}
 	}
 	if err := s.unmountSandboxShm(sb.meta.ID); err != nil {
 		return err
 	}
 	sb.setState(runtimeapi.PodSandboxState_SANDBOX_NOTREADY)
+	return nil
+}
+
+// detachPodNetwork runs CNI DEL for the sandbox and removes its netns.
+func (s *service) detachPodNetwork(ctx context.Context, sb *sandbox) error {
+	if sb.meta.NetnsPath == "" || s.cfg.Network == nil {
+		return nil
+	}
+	if err := s.cfg.Network.Detach(ctx, podOf(&sb.meta)); err != nil {
+		return fmt.Errorf("tear down pod network of sandbox %s: %w", sb.meta.ID, err)
+	}
+	if err := s.cfg.Network.RemoveNetns(sb.meta.NetnsPath); err != nil {
+		return fmt.Errorf("remove network namespace of sandbox %s: %w", sb.meta.ID, err)
+	}
 	return nil
 }
 

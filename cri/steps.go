@@ -20,3 +20,8 @@ func (s *steps) done(name string) {
 
 // keysAndValues is the recorded steps as klog key/value pairs.
 func (s *steps) keysAndValues() []any { return s.kv }
+
+// record adds a step timed elsewhere (one that ran beside the others).
+func (s *steps) record(name string, took time.Duration) {
+	s.kv = append(s.kv, name, took.Round(10*time.Microsecond).String())
+}

@@ -425,11 +425,10 @@ func TestUpdateRuntimeConfig(t *testing.T) {
 	}
 }
 
-// A failed CNI ADD must leave nothing behind: no netns, no name, no directory.
-func TestRunPodSandboxNetworkFailureCleansUp(t *testing.T) {
+// A sandbox that cannot be set up says why, with the gRPC code callers act on.
+func TestRunPodSandboxPreconditions(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	net := &recordingNetwork{attachErr: errors.New("bridge plugin failed")}
-	s := &service{cfg: Config{Namespace: "t", RootDir: t.TempDir(), StateDir: t.TempDir(), Network: net}, store: newStore()}
+	s := &service{cfg: Config{Namespace: "t", RootDir: t.TempDir(), StateDir: t.TempDir()}, store: newStore()}
 	// Host IPC: no shm tmpfs to mount, so this runs unprivileged.
 	cfg := &runtimeapi.PodSandboxConfig{
 		Metadata: &runtimeapi.PodSandboxMetadata{Name: "web", Namespace: "default", Uid: "u1"},
@@ -437,25 +436,14 @@ func TestRunPodSandboxNetworkFailureCleansUp(t *testing.T) {
 			NamespaceOptions: &runtimeapi.NamespaceOption{Ipc: runtimeapi.NamespaceMode_NODE}}},
 	}
 	_, err := s.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
-	if err == nil || !strings.Contains(err.Error(), "bridge plugin failed") {
-		t.Fatalf("RunPodSandbox = %v", err)
-	}
-	if len(net.calls) != 4 || !strings.HasPrefix(net.calls[0], "create ") || !strings.HasPrefix(net.calls[2], "detach ") ||
-		!strings.HasPrefix(net.calls[3], "remove /run/netns/test-") {
-		t.Errorf("network calls = %q", net.calls)
+	if !errdefs.IsFailedPrecondition(err) {
+		t.Errorf("pod network without a Network = %v, want FailedPrecondition", err)
 	}
 	if err := s.store.reserveName(sandboxName(cfg.Metadata), "other"); err != nil {
 		t.Errorf("name still reserved: %v", err)
 	}
-	s.store.releaseName(sandboxName(cfg.Metadata), "other")
 	if entries, _ := os.ReadDir(filepath.Join(s.cfg.RootDir, "sandboxes")); len(entries) != 0 {
 		t.Errorf("sandbox directory left behind: %v", entries)
-	}
-
-	s.cfg.Network = nil
-	_, err = s.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg})
-	if !errdefs.IsFailedPrecondition(err) {
-		t.Errorf("pod network without a Network = %v, want FailedPrecondition", err)
 	}
 	_, err = s.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: &runtimeapi.PodSandboxConfig{}})
 	if !errdefs.IsInvalidArgument(err) {

@@ -3,7 +3,6 @@ package network
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -68,24 +67,15 @@ func (m *Manager) currentNames() (network, bridge string) {
 
 // bridgeOf returns the bridge name of the first bridge plugin in a config list.
 func bridgeOf(conflist []byte) string {
-	var list struct {
-		Plugins []struct {
-			Type   string `json:"type"`
-			Bridge string `json:"bridge"`
-		} `json:"plugins"`
-	}
-	if json.Unmarshal(conflist, &list) != nil {
+	br, ok := bridgePlugin(conflist)
+	switch {
+	case !ok:
 		return ""
+	case br.Bridge == "":
+		return "cni0" // the bridge plugin's default
+	default:
+		return br.Bridge
 	}
-	for _, p := range list.Plugins {
-		if p.Type == "bridge" {
-			if p.Bridge == "" {
-				return "cni0" // the bridge plugin's default
-			}
-			return p.Bridge
-		}
-	}
-	return ""
 }
 
 // deleteLink deletes a network interface of the host netns by name over rtnetlink; an

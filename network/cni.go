@@ -17,42 +17,50 @@ import (
 // podIfName is the pod's interface, named as Kubernetes names it.
 const podIfName = "eth0"
 
-// Attach runs CNI ADD for the pod: loopback first, then the pod network. When the pod
-// network fails, whatever it did is undone (CNI DEL) before the error is returned, so a
-// failed Attach holds no IP.
+// Attach runs CNI ADD for the pod: loopback and the pod network side by side (they touch
+// different interfaces of the netns), the pod network without portmap when the pod maps no
+// host port. When either fails, whatever was done is undone (CNI DEL) before the error is
+// returned, so a failed Attach holds no IP.
 func (m *Manager) Attach(ctx context.Context, pod Pod) (*Result, error) {
 	logger := klog.FromContext(ctx).WithValues("pod", klog.KRef(pod.Namespace, pod.Name), "sandbox", pod.ID)
 	if err := validatePod(pod, true); err != nil {
 		return nil, err
 	}
-	list, err := m.network()
+	list, err := m.networkFor(pod)
 	if err != nil {
 		return nil, err
 	}
-
-	if _, err := m.cni.AddNetworkList(ctx, m.loopback, m.runtimeConf(pod, "lo", pod.NetnsPath)); err != nil {
-		return nil, fmt.Errorf("CNI ADD loopback for sandbox %s: %w", pod.ID, err)
-	}
-	rt := m.runtimeConf(pod, podIfName, pod.NetnsPath)
-	raw, err := m.cni.AddNetworkList(ctx, list, rt)
+	loErr := make(chan error, 1)
+	go func() {
+		_, err := m.cni.AddNetworkList(ctx, m.loopback, m.runtimeConf(pod, "lo", pod.NetnsPath))
+		if err != nil {
+			err = fmt.Errorf("CNI ADD loopback for sandbox %s: %w", pod.ID, err)
+		}
+		loErr <- err
+	}()
+	raw, err := m.cni.AddNetworkList(ctx, list, m.runtimeConf(pod, podIfName, pod.NetnsPath))
 	var res *Result
 	if err == nil {
 		res, err = convertResult(raw)
 	}
 	if err != nil {
-		addErr := fmt.Errorf("CNI ADD network %q for sandbox %s: %w", list.Name, pod.ID, err)
+		err = fmt.Errorf("CNI ADD network %q for sandbox %s: %w", list.Name, pod.ID, err)
+	}
+	if err = errors.Join(err, <-loErr); err != nil {
 		if delErr := m.Detach(context.WithoutCancel(ctx), pod); delErr != nil {
-			return nil, errors.Join(addErr, fmt.Errorf("undo failed ADD: %w", delErr))
+			return nil, errors.Join(err, fmt.Errorf("undo failed ADD: %w", delErr))
 		}
-		return nil, addErr
+		return nil, err
 	}
 	logger.V(2).Info("Attached pod network", "network", list.Name, "ips", res.IPs)
 	return res, nil
 }
 
-// Detach runs CNI DEL for the pod. It is idempotent and works when the netns is already gone
-// (plugins then release the IP and skip the interface); it also removes the masquerade rules
-// the bridge plugin cannot find without the netns.
+// Detach runs CNI DEL for the pod, with the config its ADD used (libcni's cache) when there
+// is one: a DEL after an upgrade or a config change undoes what the ADD did. It is
+// idempotent and works when the netns is already gone (plugins then release the IP and skip
+// the interface); it also removes the masquerade rules the bridge plugin cannot find
+// without the netns.
 func (m *Manager) Detach(ctx context.Context, pod Pod) error {
 	if err := validatePod(pod, false); err != nil {
 		return err
@@ -66,24 +74,61 @@ func (m *Manager) Detach(ctx context.Context, pod Pod) error {
 		netns = ""
 	}
 	rt := m.runtimeConf(pod, podIfName, netns)
+	list = m.addedWith(list, rt)
+	loErr := make(chan error, 1)
+	go func() {
+		err := m.cni.DelNetworkList(ctx, m.loopback, m.runtimeConf(pod, "lo", netns))
+		if err != nil {
+			err = fmt.Errorf("CNI DEL loopback for sandbox %s: %w", pod.ID, err)
+		}
+		loErr <- err
+	}()
 	var errs []error
 	if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
 		errs = append(errs, fmt.Errorf("CNI DEL network %q for sandbox %s: %w", list.Name, pod.ID, err))
 	}
-	if netns == "" {
+	if netns == "" && bridgeMasquerades(list.Bytes) {
 		// Without the netns the bridge plugin cannot learn the pod IP and leaves its
 		// per-container masquerade chain behind.
 		if err := removeMasqRules(ctx, list.Name, pod.ID); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := m.cni.DelNetworkList(ctx, m.loopback, m.runtimeConf(pod, "lo", netns)); err != nil {
-		errs = append(errs, fmt.Errorf("CNI DEL loopback for sandbox %s: %w", pod.ID, err))
+	errs = append(errs, <-loErr)
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
-	if len(errs) == 0 {
-		klog.FromContext(ctx).V(2).Info("Detached pod network", "pod", klog.KRef(pod.Namespace, pod.Name), "sandbox", pod.ID)
+	klog.FromContext(ctx).V(2).Info("Detached pod network", "pod", klog.KRef(pod.Namespace, pod.Name), "sandbox", pod.ID)
+	return nil
+}
+
+// networkFor returns the config list an ADD for pod runs: without portmap when the pod maps
+// no host port.
+func (m *Manager) networkFor(pod Pod) (*libcni.NetworkConfigList, error) {
+	list, err := m.network()
+	if err != nil || len(portMappings(pod.Ports)) > 0 {
+		return list, err
 	}
-	return errors.Join(errs...)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.noPortsList != nil && m.noPortsList.Name == list.Name {
+		return m.noPortsList, nil
+	}
+	return list, nil
+}
+
+// addedWith returns the config list cached by the pod's ADD, or current when there is none
+// (the ADD never finished, or the cache is gone): the full list undoes any ADD.
+func (m *Manager) addedWith(current *libcni.NetworkConfigList, rt *libcni.RuntimeConf) *libcni.NetworkConfigList {
+	data, _, err := m.cni.GetNetworkListCachedConfig(current, rt)
+	if err != nil || len(data) == 0 {
+		return current
+	}
+	cached, err := libcni.NetworkConfFromBytes(data)
+	if err != nil || cached.Name != current.Name {
+		return current
+	}
+	return cached
 }
 
 // Status runs CNI CHECK for the pod network. The portmap plugin is left out: up to at least

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -336,9 +337,67 @@ func TestDetachAfterNetnsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rules {
-		if strings.Contains(r.comment(), m.cfg.NetworkName) {
+		// The pod CIDR's masquerade chain belongs to the network, not to a pod.
+		if strings.Contains(r.comment(), m.cfg.NetworkName) && !strings.Contains(r.comment(), masqueradeID) {
 			t.Errorf("rule left after Detach: -A %s %s", r.chain, strings.Join(r.args, " "))
 		}
+	}
+}
+
+// TestMasqueradeRules: the generated network masquerades its pod CIDR with one chain,
+// installed when the config loads, kept right by ensureMasquerade when the CIDR changes,
+// and removed by Cleanup.
+func TestMasqueradeRules(t *testing.T) {
+	env := newTestEnv(t)
+	m := env.m
+	ctx := context.Background()
+	if err := m.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	chain := cniChainName(m.cfg.NetworkName, masqueradeID)
+	natRules := func() []string {
+		_, rules, err := listRules(ctx, "nat")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range rules {
+			if r.chain == chain || r.target() == chain {
+				out = append(out, r.chain+" "+strings.Join(r.args, " "))
+			}
+		}
+		return out
+	}
+	cidr := m.podCIDR
+	want := func(cidr string) []string {
+		c := fmt.Sprintf("name: %q id: %q", m.cfg.NetworkName, masqueradeID)
+		return []string{
+			"POSTROUTING -s " + cidr + " -m comment --comment " + c + " -j " + chain,
+			chain + " -d " + cidr + " -m comment --comment " + c + " -j ACCEPT",
+			chain + " ! -d 224.0.0.0/4 -m comment --comment " + c + " -j MASQUERADE",
+		}
+	}
+	if got := natRules(); !slices.Equal(got, want(cidr)) {
+		t.Fatalf("after load: %q\nwant %q", got, want(cidr))
+	}
+	if err := ensureMasquerade(ctx, m.cfg.NetworkName, cidr); err != nil {
+		t.Fatal(err)
+	}
+	if got := natRules(); !slices.Equal(got, want(cidr)) {
+		t.Errorf("ensure twice: %q\nwant %q", got, want(cidr))
+	}
+	const other = "10.233.250.0/24"
+	if err := ensureMasquerade(ctx, m.cfg.NetworkName, other); err != nil {
+		t.Fatal(err)
+	}
+	if got := natRules(); !slices.Equal(got, want(other)) {
+		t.Errorf("after CIDR change: %q\nwant %q", got, want(other))
+	}
+	if err := m.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := natRules(); len(got) != 0 {
+		t.Errorf("left after Cleanup: %q", got)
 	}
 }
 

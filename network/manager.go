@@ -23,7 +23,10 @@ type Manager struct {
 	mu      sync.RWMutex
 	podCIDR string                    // guarded by mu; the CIDR of the generated conflist
 	netList *libcni.NetworkConfigList // guarded by mu; nil until a config is loaded
-	source  string                    // guarded by mu; the file netList came from
+	// noPortsList is netList without portmap, for pods that map no host port: portmap
+	// does nothing for them on ADD but still runs iptables on DEL. Guarded by mu.
+	noPortsList *libcni.NetworkConfigList
+	source      string // guarded by mu; the file netList came from
 }
 
 // New validates cfg and returns a Manager. It touches nothing on the host: configs are
@@ -143,7 +146,18 @@ func (m *Manager) loadLocked() error {
 	if _, err := m.cni.ValidateNetworkList(ctx, list); err != nil {
 		return fmt.Errorf("network not ready: CNI config %s with plugins in %v: %w", file, m.cfg.BinDirs, err)
 	}
-	m.netList, m.source = list, file
+	if file == m.cfg.generatedConfFile() {
+		if cidr := generatedMasqCIDR(list.Bytes); cidr != "" {
+			if err := ensureMasquerade(ctx, list.Name, cidr); err != nil {
+				return fmt.Errorf("network not ready: %w", err)
+			}
+		}
+	}
+	withoutPortmap, err := dropPlugins(list, "portmap")
+	if err != nil {
+		return err
+	}
+	m.netList, m.noPortsList, m.source = list, withoutPortmap, file
 	return nil
 }
 

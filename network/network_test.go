@@ -69,7 +69,7 @@ func TestGenerateConflist(t *testing.T) {
 	if err := json.Unmarshal(list.Plugins[0].Bytes, &bridge); err != nil {
 		t.Fatal(err)
 	}
-	if list.Plugins[0].Network.Type != "bridge" || bridge.Bridge != "br-x" || !bridge.IsGateway || !bridge.IPMasq || !bridge.HairpinMode {
+	if list.Plugins[0].Network.Type != "bridge" || bridge.Bridge != "br-x" || !bridge.IsGateway || bridge.IPMasq || !bridge.HairpinMode {
 		t.Errorf("bridge plugin: %s", list.Plugins[0].Bytes)
 	}
 	if bridge.IPAM.Type != "host-local" || bridge.IPAM.DataDir != "/var/lib/skiff/cni/ipam" ||

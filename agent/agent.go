@@ -51,6 +51,10 @@ type Agent struct {
 	reasons      *reasonCache
 	admitter     *admitter
 	vols         *podVolumes
+	pressure     *pressureTracker
+	metrics      *agentMetrics
+	// cpuRates holds the CPU samples /stats/summary computes usageNanoCores from.
+	cpuRates cpuRates
 	// lastResync is when housekeeping last resynced every pod; only the sync loop uses it.
 	lastResync time.Time
 
@@ -71,9 +75,11 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read machine info: %w", err)
 	}
+	metrics := newAgentMetrics(&cfg) // wraps cfg.Runtime and cfg.Images to count their calls
 	broadcaster := record.NewBroadcaster()
 	a := &Agent{
 		cfg:          cfg,
+		metrics:      metrics,
 		machine:      machine,
 		broadcaster:  broadcaster,
 		recorder:     broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "kubelet", Host: cfg.NodeName}),
@@ -81,12 +87,15 @@ func New(cfg Config) (*Agent, error) {
 		podCIDR:      cfg.PodCIDR,
 		reasons:      newReasonCache(),
 		admitter:     newAdmitter(),
+		pressure:     newPressureTracker(cfg.Pressure.TransitionPeriod),
 	}
 	a.statuses = newStatusManager(cfg.Client)
 	a.puller = newImagePuller(cfg.Images, a.recorder, flowcontrol.NewBackOff(imageBackoffBase, imageBackoffMax))
-	a.workers = newPodWorkers(a)
+	a.puller.watch = newPullWatch(cfg.ImagePull, a.reportPullProgress)
+	a.workers = newPodWorkers(metrics.instrumentSyncer(a))
 	a.prober = newProber(cfg.Runtime, a.recorder, func(uid types.UID) { a.workers.kick(uid) })
 	a.pleg = newPLEG(cfg.Runtime, cfg.NodeName, relistPeriod)
+	a.pleg.metrics = metrics
 	a.source = newPodSource(cfg.Client, cfg.NodeName)
 	if a.vols, err = newPodVolumes(a.volumesConfig(), newVolumeSources(cfg.Client, func(uid types.UID) { a.workers.kick(uid) })); err != nil {
 		return nil, err
@@ -125,6 +134,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.pleg.run(ctx) })
 	wg.Go(func() { a.runKubeletServer(ctx, kubeletListener) })
 	wg.Go(func() { a.runVolumes(ctx) })
+	wg.Go(func() { a.runContainerLogManager(ctx) })
 
 	if !a.source.waitForSync(ctx) {
 		return nil // ctx ended before the first list

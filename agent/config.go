@@ -70,6 +70,16 @@ type Config struct {
 	ServingCertFile string
 	ServingKeyFile  string
 	ClientCAFile    string
+
+	// LogRotation rotates container logs (container_log_manager.go); zero fields take defaults.
+	LogRotation LogRotation
+
+	// Pressure sets the thresholds of the MemoryPressure, DiskPressure and PIDPressure
+	// node conditions (kubelet's hard eviction defaults) and where their signals come from.
+	Pressure PressureConfig
+
+	// ImagePull shows pull progress and cancels pulls that stay too slow (pull_progress.go).
+	ImagePull ImagePullConfig
 }
 
 // validate checks the required fields and fills in defaults. It works on a copy held by the Agent.
@@ -102,6 +112,15 @@ func (c *Config) validate() error {
 	if c.NodeStatusUpdateFrequency < 0 {
 		errs = append(errs, fmt.Errorf("NodeStatusUpdateFrequency %v must not be negative", c.NodeStatusUpdateFrequency))
 	}
+	if err := c.LogRotation.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Pressure.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.ImagePull.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("invalid agent config: %w", err)
 	}
@@ -130,6 +149,7 @@ func (c *Config) setDefaults() error {
 	if c.ResolvConf == "" {
 		c.ResolvConf = DefaultResolvConf
 	}
+	c.Pressure.setDefaults()
 	if c.NodeIP == "" {
 		ip, err := firstHostIPv4()
 		if err != nil {

@@ -144,7 +144,13 @@ func copyCRILog(ctx context.Context, path string, out *flushWriter, o logOptions
 	if err != nil {
 		return fmt.Errorf("open log: %w", err)
 	}
-	defer f.Close()
+	var next *os.File // the file that replaced f after a rotation, once f is drained
+	defer func() {
+		f.Close()
+		if next != nil {
+			next.Close()
+		}
+	}()
 	if o.tailLines >= 0 {
 		off, err := tailOffset(f, o.tailLines)
 		if err != nil {
@@ -170,9 +176,18 @@ func copyCRILog(ctx context.Context, path string, out *flushWriter, o logOptions
 		if !errors.Is(err, io.EOF) {
 			return err
 		}
+		if next != nil { // the rotated file is drained: go on with its successor
+			f.Close()
+			f, next, pending = next, nil, pending[:0]
+			rd.Reset(f)
+			continue
+		}
 		out.flush()
 		if !o.follow {
 			return nil
+		}
+		if next = rotatedLog(f, path); next != nil {
+			continue // read f to its end once more, then switch
 		}
 		if time.Since(lastCheck) > time.Second {
 			if !running(ctx) {
@@ -186,6 +201,24 @@ func copyCRILog(ctx context.Context, path string, out *flushWriter, o logOptions
 		case <-time.After(followPoll):
 		}
 	}
+}
+
+// rotatedLog returns the file that now stands at path in place of cur, once the runtime
+// writes to it. A new file that is still empty is not taken yet: the runtime may create it
+// before it stops writing to cur, and each of its writes to the new file comes after its
+// last one to cur, so cur read to its end afterwards holds all of cur's lines.
+func rotatedLog(cur *os.File, path string) *os.File {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil // renamed away, not reopened yet
+	}
+	curInfo, err1 := cur.Stat()
+	info, err2 := f.Stat()
+	if err1 != nil || err2 != nil || os.SameFile(curInfo, info) || info.Size() == 0 {
+		f.Close()
+		return nil
+	}
+	return f
 }
 
 // writeCRILine decodes "<timestamp> <stream> <P|F> <content>" and writes the content.

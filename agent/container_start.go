@@ -43,6 +43,7 @@ func (a *Agent) startContainer(ctx context.Context, pod *v1.Pod, rp *runtimePod,
 		return &waiting{reasonCreateContainerError, err.Error()}, syncErrorRetry, false
 	}
 	a.recorder.Eventf(ref, v1.EventTypeNormal, eventCreated, "Created container: %s", c.Name)
+	a.metrics.containerStarting(pod, c)
 	if err := a.cfg.Runtime.StartContainer(ctx, id); err != nil {
 		a.recorder.Eventf(ref, v1.EventTypeWarning, eventFailed, "Error: %v", err)
 		return &waiting{reasonRunContainerError, err.Error()}, syncErrorRetry, true

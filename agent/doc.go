@@ -16,6 +16,9 @@
 //     condition from CRI Status; the pod CIDR goes to the runtime with UpdateRuntimeConfig;
 //     status is written when it changes (and every 5 minutes); the Lease in
 //     kube-node-lease is renewed every quarter of its duration.
+//   - pressure.go: MemoryPressure, DiskPressure and PIDPressure from memory.available,
+//     nodefs/imagefs available and inodesFree, pid.available against kubelet's hard
+//     eviction defaults (Config.Pressure), held 5m after recovery; nothing is evicted.
 //   - pod_source.go: the informer on pods with spec.nodeName=<node>.
 //   - status_manager.go: writes pod status onto the newest copy it knows (the informer's
 //     or its own last write) and reads the pod only after a conflict, so a status costs
@@ -35,7 +38,13 @@
 //     init containers with restartPolicy Always); run_as_non_root.go checks runAsNonRoot;
 //     sandbox_config.go, container_config.go, env.go, volumes.go (emptyDir, hostPath),
 //     etc_hosts.go and pod_cgroups.go build what CRI is given.
-//   - pod_status.go, status_manager.go: the pod status, written only when it changed.
+//   - pod_status.go, status_manager.go: the pod status, written only when it changed. A
+//     pod held back by its sandbox or volumes carries the failure as its containers'
+//     waiting message (ContainerCreating), besides the event (why_not_running_test.go).
+//   - pull_progress.go: while PullImage runs, polls verbose ImageStatus for the runtime's
+//     info["pullProgress"] and shows "Pulling <image>: 12.3/40.1 MB, 3.2 MB/s" as the
+//     waiting message; a pull under Config.ImagePull's floor for SlowTimeout is cancelled
+//     (ErrImagePull, then ImagePullBackOff).
 //   - terminate.go, container_kill.go: stop with the grace period (preStop hook first,
 //     StopContainer gets what is left of the grace period; sidecars after the app
 //     containers), remove, and the final grace-0 delete.
@@ -46,6 +55,13 @@
 //     (exec, httpGet, tcpSocket, gRPC health v1).
 //   - kubelet_server.go, container_logs.go: the kubelet API on KubeletPort (containerLogs,
 //     exec, attach, portForward proxied to the runtime's streaming server).
+//   - kubelet_metrics.go, instrumented_runtime.go: GET /metrics from the Agent's own
+//     Prometheus registry with kubelet's metric names; the CRI services are wrapped in New.
+//   - stats_summary.go, stats_node.go: GET /stats/summary, kubelet's Summary API (CRI stats,
+//     /proc, statfs, log and emptyDir walks).
+//   - container_log_manager.go: kubelet's log rotation (Config.LogRotation): a log past
+//     MaxSize becomes <log>.<UTC time>, older ones are gzipped and pruned to MaxFiles, then
+//     CRI ReopenContainerLog; `logs -f` moves on to the new file once the old one is drained.
 //
 // State that must survive an agent restart lives in the runtime, as labels and annotations
 // on sandboxes and containers (see labels.go): a restarted agent adopts running pods without

@@ -8,6 +8,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -37,8 +38,11 @@ func (a *Agent) containerEnv(ctx context.Context, pod *v1.Pod, c *v1.Container, 
 			var ok bool
 			var err error
 			v, ok, err = a.envValueFrom(ctx, pod, c, e.ValueFrom, podIPs)
+			if err != nil && e.ValueFrom.ConfigMapKeyRef == nil && e.ValueFrom.SecretKeyRef == nil {
+				err = fmt.Errorf("env %s: %w", e.Name, err)
+			}
 			if err != nil {
-				return nil, fmt.Errorf("env %s: %w", e.Name, err)
+				return nil, err // configMap and secret errors are kubelet's words as they are
 			}
 			if !ok {
 				continue // an optional source that does not exist
@@ -68,7 +72,7 @@ func (a *Agent) envValueFrom(ctx context.Context, pod *v1.Pod, c *v1.Container, 
 		ref := src.ConfigMapKeyRef
 		cm, err := a.cfg.Client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
-			return optionalMissing(ref.Optional, fmt.Errorf("configmap %q: %w", ref.Name, err))
+			return optionalMissing(ref.Optional, sourceError("configmap", ref.Name, err))
 		}
 		v, ok := cm.Data[ref.Key]
 		if !ok {
@@ -79,7 +83,7 @@ func (a *Agent) envValueFrom(ctx context.Context, pod *v1.Pod, c *v1.Container, 
 		ref := src.SecretKeyRef
 		s, err := a.cfg.Client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
-			return optionalMissing(ref.Optional, fmt.Errorf("secret %q: %w", ref.Name, err))
+			return optionalMissing(ref.Optional, sourceError("secret", ref.Name, err))
 		}
 		v, ok := s.Data[ref.Key]
 		if !ok {
@@ -98,7 +102,7 @@ func (a *Agent) envFromSource(ctx context.Context, ns string, src v1.EnvFromSour
 			if apierrors.IsNotFound(err) && src.ConfigMapRef.Optional != nil && *src.ConfigMapRef.Optional {
 				return nil, nil
 			}
-			return nil, fmt.Errorf("configmap %q: %w", src.ConfigMapRef.Name, err)
+			return nil, sourceError("configmap", src.ConfigMapRef.Name, err)
 		}
 		return cm.Data, nil
 	case src.SecretRef != nil:
@@ -107,7 +111,7 @@ func (a *Agent) envFromSource(ctx context.Context, ns string, src v1.EnvFromSour
 			if apierrors.IsNotFound(err) && src.SecretRef.Optional != nil && *src.SecretRef.Optional {
 				return nil, nil
 			}
-			return nil, fmt.Errorf("secret %q: %w", src.SecretRef.Name, err)
+			return nil, sourceError("secret", src.SecretRef.Name, err)
 		}
 		out := make(map[string]string, len(s.Data))
 		for k, v := range s.Data {
@@ -116,6 +120,15 @@ func (a *Agent) envFromSource(ctx context.Context, ns string, src v1.EnvFromSour
 		return out, nil
 	}
 	return nil, nil
+}
+
+// sourceError words a failed read of a configMap or secret: kubelet's `configmap "x" not
+// found` when it is missing (still a NotFound error), else the reason it could not be read.
+func sourceError(kind, name string, err error) error {
+	if apierrors.IsNotFound(err) {
+		return apierrors.NewNotFound(schema.GroupResource{Resource: kind}, name)
+	}
+	return fmt.Errorf("get %s %q: %w", kind, name, err)
 }
 
 func optionalMissing(optional *bool, err error) (string, bool, error) {

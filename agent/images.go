@@ -53,18 +53,22 @@ type imagePuller struct {
 	images   internalapi.ImageManagerService
 	recorder record.EventRecorder
 	backoff  *flowcontrol.Backoff
+	// watch follows pulls in flight (pull_progress.go).
+	watch pullWatch
 
 	mu sync.Mutex
 	// failedAt is when the last pull of a pod's image failed, to tell how much of the
-	// back-off is left.
+	// back-off is left; lastErr is what that pull failed with.
 	failedAt map[string]time.Time
+	lastErr  map[string]string
 }
 
-func (p *imagePuller) failed(key string, at time.Time) {
+func (p *imagePuller) failed(key string, at time.Time, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.backoff.Next(key, at)
 	p.failedAt[key] = at
+	p.lastErr[key] = err.Error()
 }
 
 func (p *imagePuller) succeeded(key string) {
@@ -72,6 +76,14 @@ func (p *imagePuller) succeeded(key string) {
 	defer p.mu.Unlock()
 	p.backoff.Reset(key)
 	delete(p.failedAt, key)
+	delete(p.lastErr, key)
+}
+
+// lastError is the error of the last failed pull of key, "" if none.
+func (p *imagePuller) lastError(key string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastErr[key]
 }
 
 // forgetPod drops the pull back-off state of a pod that is gone.
@@ -83,6 +95,7 @@ func (p *imagePuller) forgetPod(uid types.UID) {
 		if strings.HasPrefix(key, prefix) {
 			p.backoff.DeleteEntry(key)
 			delete(p.failedAt, key)
+			delete(p.lastErr, key)
 		}
 	}
 }
@@ -94,7 +107,7 @@ func (p *imagePuller) remaining(key string, now time.Time) time.Duration {
 }
 
 func newImagePuller(images internalapi.ImageManagerService, rec record.EventRecorder, b *flowcontrol.Backoff) *imagePuller {
-	return &imagePuller{images: images, recorder: rec, backoff: b, failedAt: map[string]time.Time{}}
+	return &imagePuller{images: images, recorder: rec, backoff: b, failedAt: map[string]time.Time{}, lastErr: map[string]string{}}
 }
 
 // ensureImage returns the image reference to create the container with, or why it can't
@@ -129,13 +142,17 @@ func (p *imagePuller) pull(ctx context.Context, pod *v1.Pod, c *v1.Container, sp
 	if p.backoff.IsInBackOffSinceUpdate(key, now) {
 		msg := fmt.Sprintf("Back-off pulling image %q", c.Image)
 		p.recorder.Event(ref, v1.EventTypeNormal, eventBackOff, msg)
+		// The status keeps saying what the registry answered, as kubelet's does since 1.33.
+		if last := p.lastError(key); last != "" {
+			msg = fmt.Sprintf("%s: %s: %s", msg, reasonErrImagePull, last)
+		}
 		return "", &waiting{reasonImagePullBackOff, msg}, p.remaining(key, now)
 	}
 	p.recorder.Eventf(ref, v1.EventTypeNormal, eventPulling, "Pulling image %q", c.Image)
 	start := time.Now()
-	id, err := p.images.PullImage(ctx, spec, nil, sandbox)
+	id, err := p.pullImage(ctx, pod, c, spec, sandbox)
 	if err != nil {
-		p.failed(key, now)
+		p.failed(key, now, err)
 		klog.FromContext(ctx).Info("Image pull failed", "image", c.Image, "err", err)
 		msg := fmt.Sprintf("Failed to pull image %q: %v", c.Image, err)
 		p.recorder.Event(ref, v1.EventTypeWarning, eventFailed, msg)

@@ -252,7 +252,7 @@ func (a *Agent) nodeStatus(ctx context.Context, cur *v1.Node) v1.NodeStatus {
 		prev = cur.Status.Conditions
 	}
 	ready, handlers := a.runtimeState(ctx)
-	st.Conditions = nodeConditions(prev, ready)
+	st.Conditions = nodeConditions(prev, a.pressureConditions(ctx), ready)
 	st.RuntimeHandlers = handlers
 	return st
 }
@@ -318,16 +318,11 @@ func runtimeConditionMessage(t string, c *runtimeapi.RuntimeCondition) string {
 	return fmt.Sprintf("%s: %s=false reason:%s message:%s", what, t, c.Reason, c.Message)
 }
 
-// nodeConditions builds the four kubelet conditions, keeping a transition time when the
-// status of a condition did not change.
-func nodeConditions(prev []v1.NodeCondition, ready v1.NodeCondition) []v1.NodeCondition {
+// nodeConditions builds the four kubelet conditions (the pressure ones from pressure.go),
+// keeping a transition time when the status of a condition did not change.
+func nodeConditions(prev, pressure []v1.NodeCondition, ready v1.NodeCondition) []v1.NodeCondition {
 	now := metav1.NewTime(time.Now())
-	conds := []v1.NodeCondition{
-		{Type: v1.NodeMemoryPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientMemory", Message: "kubelet has sufficient memory available"},
-		{Type: v1.NodeDiskPressure, Status: v1.ConditionFalse, Reason: "KubeletHasNoDiskPressure", Message: "kubelet has no disk pressure"},
-		{Type: v1.NodePIDPressure, Status: v1.ConditionFalse, Reason: "KubeletHasSufficientPID", Message: "kubelet has sufficient PID available"},
-		ready,
-	}
+	conds := append(append([]v1.NodeCondition(nil), pressure...), ready)
 	for i := range conds {
 		conds[i].LastHeartbeatTime = now
 		conds[i].LastTransitionTime = now

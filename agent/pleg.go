@@ -28,6 +28,8 @@ type pleg struct {
 
 	// last maps a pod UID to a fingerprint of its runtime state.
 	last map[types.UID]string
+	// metrics times relists (kubelet_pleg_relist_duration_seconds); nil-safe.
+	metrics *agentMetrics
 }
 
 func newPLEG(rt internalapi.RuntimeService, nodeName string, period time.Duration) *pleg {
@@ -59,6 +61,7 @@ func (p *pleg) run(ctx context.Context) {
 }
 
 func (p *pleg) relist(ctx context.Context) error {
+	defer p.metrics.observeRelist(time.Now())
 	snap, err := p.snapshot(ctx)
 	if err != nil {
 		return err

@@ -99,8 +99,8 @@ func (a *Agent) containerStatus(pod *v1.Pod, rp *runtimePod, c *v1.Container, wa
 	attempts := rp.containersNamed(c.Name)
 	w, hasWaiting := waitingReasons[c.Name]
 	if len(attempts) == 0 {
-		if !hasWaiting {
-			w = waiting{reason: defaultReason}
+		if w.reason == "" { // none, or only a message (blockedWaiting)
+			w.reason = defaultReason
 		}
 		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: w.reason, Message: w.message}
 		return cs
@@ -119,7 +119,7 @@ func (a *Agent) containerStatus(pod *v1.Pod, rp *runtimePod, c *v1.Container, wa
 			cs.LastTerminationState = v1.ContainerState{}
 		}
 	}
-	if hasWaiting && cs.State.Running == nil {
+	if hasWaiting && w.reason != "" && cs.State.Running == nil {
 		// The last attempt ended and the next one waits (back-off, image pull).
 		if cs.State.Terminated != nil {
 			cs.LastTerminationState = cs.State

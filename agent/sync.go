@@ -139,6 +139,7 @@ func (a *Agent) ensureProbes(pod *v1.Pod, rp *runtimePod) {
 // reportStatus generates the pod's status and hands it to the status manager.
 func (a *Agent) reportStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod, waiting map[string]waiting) (v1.PodPhase, error) {
 	status := a.generatePodStatus(pod, rp, waiting)
+	a.metrics.observePodStatus(pod, status)
 	if err := a.statuses.setPodStatus(ctx, pod, status); err != nil {
 		if ctx.Err() == nil {
 			klog.FromContext(ctx).Error(err, "Updating pod status", "pod", klog.KObj(pod))
@@ -164,7 +165,7 @@ func (a *Agent) applyActions(ctx context.Context, pod *v1.Pod, rp *runtimePod, a
 	if act.createSandbox {
 		id, err := a.createSandbox(ctx, pod, act.sandboxAttempt)
 		if err != nil {
-			res.err = err
+			res.err, res.waiting = err, blockedWaiting(pod, err.Error())
 			return res
 		}
 		sandboxID, attempt, res.changed = id, act.sandboxAttempt, true
@@ -225,7 +226,8 @@ func (a *Agent) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32) 
 	}
 	if err != nil {
 		a.recorder.Eventf(podRef(pod), v1.EventTypeWarning, eventFailedCreateSandbox, "Failed to create pod sandbox: %v", err)
-		return "", fmt.Errorf("create sandbox: %w", err)
+		// Also the waiting message of the pod's containers (see blockedWaiting).
+		return "", fmt.Errorf("failed to create pod sandbox: %w", err)
 	}
 	klog.FromContext(ctx).V(2).Info("Created pod sandbox", "pod", klog.KObj(pod), "sandbox", id, "attempt", attempt)
 	if usesClusterDNS(pod) {
@@ -234,6 +236,21 @@ func (a *Agent) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32) 
 			podDesc(pod), pod.Spec.DNSPolicy, v1.DNSDefault)
 	}
 	return id, nil
+}
+
+// blockedWaiting gives every container of a pod held back before any of them can start
+// (sandbox, volumes) msg as its waiting message, under the reason it shows anyway
+// (ContainerCreating, PodInitializing): kubelet leaves the message empty and says why
+// only in events, which expire.
+func blockedWaiting(pod *v1.Pod, msg string) map[string]waiting {
+	w := make(map[string]waiting, len(pod.Spec.InitContainers)+len(pod.Spec.Containers))
+	for _, c := range pod.Spec.InitContainers {
+		w[c.Name] = waiting{message: msg}
+	}
+	for _, c := range pod.Spec.Containers {
+		w[c.Name] = waiting{message: msg}
+	}
+	return w
 }
 
 func (a *Agent) sandboxIPs(ctx context.Context, pod *v1.Pod, sandboxID string) ([]string, error) {

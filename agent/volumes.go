@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -134,7 +135,7 @@ func (a *Agent) setupPodVolumes(ctx context.Context, pod *v1.Pod, rp *runtimePod
 		v.backoff.Reset(string(pod.UID))
 		return 0, true
 	}
-	blocked := false
+	var blocked []string
 	for _, e := range unjoin(err) {
 		var se *volumes.SetupError
 		if !errors.As(e, &se) || errors.Is(e, volumes.ErrUnsupported) {
@@ -142,14 +143,14 @@ func (a *Agent) setupPodVolumes(ctx context.Context, pod *v1.Pod, rp *runtimePod
 		}
 		a.recorder.Event(podRef(pod), v1.EventTypeWarning, eventFailedMount, se.Error())
 		if _, ready := paths[se.Volume]; !ready {
-			blocked = true
+			blocked = append(blocked, se.Error())
 		}
 	}
-	if !blocked {
+	if len(blocked) == 0 {
 		return 0, true
 	}
 	klog.FromContext(ctx).V(2).Info("Waiting for volumes", "pod", klog.KObj(pod), "err", err)
-	a.reportStatus(ctx, pod, rp, a.reasons.get(pod.UID))
+	a.reportStatus(ctx, pod, rp, blockedWaiting(pod, strings.Join(blocked, "; ")))
 	v.backoff.Next(string(pod.UID), v.backoff.Clock.Now())
 	return v.backoff.Get(string(pod.UID)), false
 }

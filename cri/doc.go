@@ -37,6 +37,12 @@
 // feature (Strict leaves out the image's /etc/group; ContainerStatus.user reports the
 // process identity from the spec).
 //
+// Concurrent PullImage calls of one image share one pull, cancelled only once every caller
+// has gone, under a lease of its own deleted at the end so a cancelled pull leaves no
+// ingests (pull_progress.go). While it runs, a verbose ImageStatus of the image carries
+// info["pullProgress"]: {"ref","bytesDone","bytesTotal","startedAt"}, the bytes of the
+// manifest's config and layers fetched so far (completed blobs plus ingest offsets).
+//
 // The pause image is built by the project (cri/pause/pause.c, compiled by
 // cri/pause/build.sh into cri/pause/pause, embedded here) and imported at startup under
 // Config.PauseImage, pinned; nothing is ever downloaded for it.

@@ -16,14 +16,14 @@ import (
 type fakeNetwork struct {
 	prefix string
 
-	mu       sync.Mutex
+	mu        sync.Mutex
 	readyErr  error
 	attachErr error // returned by Attach after it recorded the pod, as a half-done ADD
 	cidr      string
-	nextIP   byte
-	attached map[string]network.Pod // by sandbox ID
-	netns    map[string]bool        // live netns paths
-	detaches int
+	nextIP    byte
+	attached  map[string]network.Pod // by sandbox ID
+	netns     map[string]bool        // live netns paths
+	detaches  int
 }
 
 func newFakeNetwork(prefix string) *fakeNetwork {

@@ -37,13 +37,15 @@ type imageInfo struct {
 }
 
 // imageCache memoizes imageInfo by target digest; content behind a digest never changes.
+// It also holds the pulls in flight.
 type imageCache struct {
 	mu    sync.Mutex
 	infos map[digest.Digest]*imageInfo
+	pulls *pullTracker
 }
 
 func newImageCache() *imageCache {
-	return &imageCache{infos: map[digest.Digest]*imageInfo{}}
+	return &imageCache{infos: map[digest.Digest]*imageInfo{}, pulls: newPullTracker()}
 }
 
 // criImage groups the containerd image records (names) sharing one CRI image ID.
@@ -214,22 +216,44 @@ func imageUser(user string) (*int64, string) {
 }
 
 // PullImage pulls through the resolver configured from RegistryConfigDir and unpacks
-// into the snapshotter.
+// into the snapshotter. Concurrent pulls of one image share one pull (pull_progress.go),
+// which verbose ImageStatus reports while it runs.
 func (s *service) PullImage(ctx context.Context, req *runtimeapi.PullImageRequest) (*runtimeapi.PullImageResponse, error) {
 	ctx = s.ns(ctx)
 	named, err := normalizeImageRef(req.GetImage().GetImage())
 	if err != nil {
 		return nil, err
 	}
-	ref := named.String()
 	start := time.Now()
+	// The pull outlives a caller that gives up while others wait; the server's lifetime
+	// bounds it, and it logs with the caller's logger.
+	base := klog.NewContext(s.ns(s.lifetime), klog.FromContext(ctx))
+	id, err := s.images.pulls.do(ctx, base, named.String(), func(ctx context.Context, progress *pullProgress) (string, error) {
+		return s.pullImage(ctx, named, req.GetAuth(), progress)
+	})
+	if err != nil {
+		return nil, err
+	}
+	klog.FromContext(ctx).V(2).Info("Pulled image", "image", named.String(), "id", id, "duration", time.Since(start))
+	return &runtimeapi.PullImageResponse{ImageRef: id}, nil
+}
+
+// pullImage does one pull under a lease of its own and returns the image ID.
+func (s *service) pullImage(ctx context.Context, named reference.Named, auth *runtimeapi.AuthConfig, progress *pullProgress) (id string, err error) {
+	ref := named.String()
+	ctx, release, err := s.withPullLease(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer func() { release(err != nil) }()
 	img, err := s.client.Pull(ctx, ref,
-		containerd.WithResolver(s.resolver(ctx, req.GetAuth())),
+		containerd.WithResolver(s.resolver(ctx, auth)),
 		containerd.WithPullUnpack,
 		containerd.WithPullSnapshotter(s.cfg.Snapshotter),
-		containerd.WithPullLabel(labelManaged, "true"))
+		containerd.WithPullLabel(labelManaged, "true"),
+		containerd.WithImageHandlerWrapper(progress.track))
 	if err != nil {
-		return nil, fmt.Errorf("pull image %q: %w", ref, err)
+		return "", fmt.Errorf("pull image %q: %w", ref, err)
 	}
 	// Record the repo digest as a name too, so the image answers to name@digest.
 	if _, digested := named.(reference.Digested); !digested {
@@ -239,15 +263,14 @@ func (s *service) PullImage(ctx context.Context, req *runtimeapi.PullImageReques
 			Labels: map[string]string{labelManaged: "true"},
 		}
 		if err := s.putImageRecord(ctx, byDigest); err != nil {
-			return nil, fmt.Errorf("record repo digest of %q: %w", ref, err)
+			return "", fmt.Errorf("record repo digest of %q: %w", ref, err)
 		}
 	}
 	info, err := s.imageInfo(ctx, img.Metadata())
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	klog.FromContext(ctx).V(2).Info("Pulled image", "image", ref, "id", info.id, "duration", time.Since(start))
-	return &runtimeapi.PullImageResponse{ImageRef: info.id}, nil
+	return info.id, nil
 }
 
 // resolver builds a registry resolver with per-host configuration from
@@ -301,18 +324,29 @@ func registryHost(addr string) string {
 }
 
 // ImageStatus reports a local image; an unknown image is an empty answer, not an error.
+// Verbose, it also reports a pull of the image in flight as info["pullProgress"].
 func (s *service) ImageStatus(ctx context.Context, req *runtimeapi.ImageStatusRequest) (*runtimeapi.ImageStatusResponse, error) {
-	ci, err := s.findImage(s.ns(ctx), req.GetImage().GetImage())
-	if errors.Is(err, errdefs.ErrNotFound) {
-		return &runtimeapi.ImageStatusResponse{}, nil
-	}
-	if err != nil {
+	ctx = s.ns(ctx)
+	ci, err := s.findImage(ctx, req.GetImage().GetImage())
+	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return nil, err
 	}
-	resp := &runtimeapi.ImageStatusResponse{Image: ci.toCRI()}
-	if req.GetVerbose() {
+	resp := &runtimeapi.ImageStatusResponse{}
+	if ci != nil {
+		resp.Image = ci.toCRI()
+	}
+	if !req.GetVerbose() {
+		return resp, nil
+	}
+	if ci != nil {
 		info, _ := json.Marshal(map[string]any{"imageConfig": ci.info.config, "names": ci.names})
 		resp.Info = map[string]string{"info": string(info)}
+	}
+	if progress, ok := s.pullProgressJSON(ctx, req.GetImage().GetImage()); ok {
+		if resp.Info == nil {
+			resp.Info = map[string]string{}
+		}
+		resp.Info[infoPullProgress] = progress
 	}
 	return resp, nil
 }

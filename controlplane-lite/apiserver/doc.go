@@ -35,7 +35,9 @@
 //     with a deletionTimestamp and removed by the update that empties them.
 //   - With a kubelet client certificate (Config.KubeletClientCertFile), pods/log,
 //     exec, attach and portforward are proxied to the kubelet API of the pod's node
-//     (its InternalIP and kubelet port), connection upgrades included.
+//     (its InternalIP and kubelet port), connection upgrades included; GET
+//     nodes/{name}/proxy/{path} (node_proxy.go) reaches the node's kubelet API, e.g.
+//     /stats/summary and /metrics, with ".." refused.
 //   - Responses negotiate JSON, YAML or protobuf, and the meta.k8s.io/v1 Table and
 //     PartialObjectMetadata(List) transformations kubectl get and metadata informers
 //     ask for. Watches stream WatchEvent frames, flushed one by one.

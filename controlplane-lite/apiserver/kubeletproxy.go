@@ -3,11 +3,9 @@ package apiserver
 import (
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -152,35 +150,17 @@ func (s *Server) kubeletTarget(r *http.Request, info *requestInfo, sub kubeletSu
 	if container != "" && !hasContainer(pod, container) {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("container %q is not valid for pod %q", container, pod.Name))
 	}
-	nodes := s.catalog.byGR[schema.GroupResource{Resource: "nodes"}]
-	nodeObj, err := nodes.store.Get(r.Context(), "", pod.Spec.NodeName)
+	target, err := s.nodeKubeletURL(r.Context(), pod.Spec.NodeName)
 	if err != nil {
 		return nil, err
-	}
-	node, ok := nodeObj.(*corev1.Node)
-	if !ok {
-		return nil, fmt.Errorf("nodes store returned %T", nodeObj)
-	}
-	host := nodeAddress(node)
-	if host == "" {
-		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("node %s reports no address", node.Name))
-	}
-	port := int(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
-	if port == 0 {
-		port = defaultKubeletPort
 	}
 	rawPath := sub.path(pod.Namespace, pod.Name, container)
 	path, err := url.PathUnescape(rawPath)
 	if err != nil {
 		return nil, apierrors.NewInternalError(err)
 	}
-	return &url.URL{
-		Scheme:   "https",
-		Host:     net.JoinHostPort(host, strconv.Itoa(port)),
-		Path:     path,
-		RawPath:  rawPath,
-		RawQuery: query.Encode(),
-	}, nil
+	target.Path, target.RawPath, target.RawQuery = path, rawPath, query.Encode()
+	return target, nil
 }
 
 // kubeletStreamQuery renames the pod API's stream options (stdin, stdout, stderr) to the

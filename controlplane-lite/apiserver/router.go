@@ -86,6 +86,9 @@ func (s *Server) serveGroupPath(w http.ResponseWriter, r *http.Request, group st
 		s.serveResourceList(w, r, gv)
 		return
 	}
+	if s.serveNodeProxy(w, r, gv, parts[1:]) {
+		return
+	}
 	info, err := s.parseResourcePath(r, gv, parts[1:])
 	if err != nil {
 		writeStatusError(w, err)

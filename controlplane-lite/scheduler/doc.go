@@ -20,7 +20,10 @@
 // taken, and the pod is bound through the pods/binding subresource in the background. A pod
 // that fits nowhere gets a PodScheduled=False condition with reason Unschedulable and a
 // message in kube's form ("0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had
-// untolerated taint {dedicated: gpu}.") plus a FailedScheduling event; it is retried with
+// untolerated taint {dedicated: gpu}. preemption: 0/3 nodes are available: 1 No preemption
+// victims found for incoming pod, 2 Preemption is not helpful for scheduling.": counts
+// grouped and sorted as kube does; skiff never preempts, so a node where kube could have
+// looked for victims is reported as having none) plus a FailedScheduling event; it is retried with
 // back-off, and at once when nodes or bound pods change. A successful binding records a
 // Scheduled event ("Successfully assigned default/x to node1").
 //

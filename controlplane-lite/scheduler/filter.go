@@ -249,20 +249,62 @@ func freeShare(requested, capacity int64) int64 {
 	return (capacity - requested) * 100 / capacity
 }
 
-// fitError says why a pod fits on none of the nodes, in kube's wording.
+// Kube's DefaultPreemption wording for the nodes where it finds nothing to do.
+const (
+	preemptionNotHelpful = "Preemption is not helpful for scheduling"
+	preemptionNoVictims  = "No preemption victims found for incoming pod"
+	preemptionNever      = "not eligible due to preemptionPolicy=Never."
+)
+
+// fitError says why a pod fits on none of the nodes, in kube's wording: the filter
+// reasons grouped by count and sorted, then what preemption made of it.
 type fitError struct {
 	numNodes int
 	reasons  map[string]int // reason -> number of nodes
+	// preemption counts the nodes by preemptionNotHelpful/preemptionNoVictims.
+	preemption map[string]int
+	// preemptNever: the pod's preemptionPolicy is Never.
+	preemptNever bool
 }
 
 func (e *fitError) Error() string {
 	if e.numNodes == 0 {
 		return "no nodes available to schedule pods"
 	}
-	parts := make([]string, 0, len(e.reasons))
-	for reason, n := range e.reasons {
+	msg := fmt.Sprintf("0/%d nodes are available: %s.", e.numNodes, histogram(e.reasons))
+	switch {
+	case e.preemptNever:
+		msg += " preemption: " + preemptionNever
+	case len(e.preemption) > 0:
+		msg += fmt.Sprintf(" preemption: 0/%d nodes are available: %s.", e.numNodes, histogram(e.preemption))
+	}
+	return msg
+}
+
+// histogram is "1 Insufficient cpu, 2 node(s) ...": kube sorts the "count reason"
+// strings themselves.
+func histogram(counts map[string]int) string {
+	parts := make([]string, 0, len(counts))
+	for reason, n := range counts {
 		parts = append(parts, fmt.Sprintf("%d %s", n, reason))
 	}
 	sort.Strings(parts)
-	return fmt.Sprintf("0/%d nodes are available: %s.", e.numNodes, strings.Join(parts, ", "))
+	return strings.Join(parts, ", ")
+}
+
+// preemptionVerdict is what kube's preemption would say of a node the pod does not fit:
+// evicting pods cannot undo a cordon, a taint or an affinity mismatch, nor make room
+// for a request above the node's allocatable (kube's unresolvable failures). skiff never
+// evicts, so where kube could have looked for victims it reports finding none.
+func preemptionVerdict(pi *podInfo, ni *nodeInfo, reasons []string) string {
+	switch r := reasons[0]; {
+	case r == reasonUnschedulable, r == reasonAffinity, strings.HasPrefix(r, "node(s) had untolerated taint"):
+		return preemptionNotHelpful
+	}
+	for name, v := range pi.requests {
+		if name != corev1.ResourcePods && v > ni.allocatable[name] {
+			return preemptionNotHelpful
+		}
+	}
+	return preemptionNoVictims
 }

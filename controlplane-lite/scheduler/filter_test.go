@@ -128,8 +128,10 @@ func TestLeastAllocatedScore(t *testing.T) {
 }
 
 func TestFitErrorMessage(t *testing.T) {
-	e := &fitError{numNodes: 3, reasons: map[string]int{"node(s) were unschedulable": 1, "Insufficient cpu": 2}}
-	if got, want := e.Error(), "0/3 nodes are available: 1 node(s) were unschedulable, 2 Insufficient cpu."; got != want {
+	e := &fitError{numNodes: 3, reasons: map[string]int{"node(s) were unschedulable": 1, "Insufficient cpu": 2},
+		preemption: map[string]int{preemptionNotHelpful: 1, preemptionNoVictims: 2}}
+	if got, want := e.Error(), "0/3 nodes are available: 1 node(s) were unschedulable, 2 Insufficient cpu. "+
+		"preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod."; got != want {
 		t.Errorf("message = %q, want %q", got, want)
 	}
 	if got := (&fitError{}).Error(); got != "no nodes available to schedule pods" {

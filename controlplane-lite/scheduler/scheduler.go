@@ -308,7 +308,8 @@ func (s *Scheduler) selectAndAssume(pod *corev1.Pod) (string, error) {
 	s.cache.mu.Lock()
 	defer s.cache.mu.Unlock()
 	pi := newPodInfo(pod)
-	fe := &fitError{reasons: map[string]int{}}
+	fe := &fitError{reasons: map[string]int{}, preemption: map[string]int{},
+		preemptNever: pod.Spec.PreemptionPolicy != nil && *pod.Spec.PreemptionPolicy == corev1.PreemptNever}
 	best, bestScore, ties := "", int64(-1), 0
 	for name, ni := range s.cache.nodes {
 		if ni.node == nil {
@@ -319,6 +320,7 @@ func (s *Scheduler) selectAndAssume(pod *corev1.Pod) (string, error) {
 			for _, r := range reasons {
 				fe.reasons[r]++
 			}
+			fe.preemption[preemptionVerdict(pi, ni, reasons)]++
 			continue
 		}
 		score := leastAllocatedScore(pi, ni)

@@ -85,7 +85,8 @@ func TestSchedulerReportsUnschedulable(t *testing.T) {
 		newPod("x", requesting("2", "")),
 	)
 	runScheduler(t, ctx, client)
-	const want = "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: gpu}."
+	const want = "0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: gpu}. " +
+		"preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
 	var cond *corev1.PodCondition
 	eventually(t, "PodScheduled=False", func() bool {
 		pod, err := client.CoreV1().Pods("default").Get(ctx, "x", metav1.GetOptions{})
@@ -178,7 +179,8 @@ func TestSchedulerRetriesWhenResourcesAreFreed(t *testing.T) {
 	)
 	runScheduler(t, ctx, client)
 	eventually(t, "FailedScheduling", func() bool {
-		return findEvent(t, ctx, client, "FailedScheduling", "0/1 nodes are available: 1 Insufficient cpu.")
+		return findEvent(t, ctx, client, "FailedScheduling", "0/1 nodes are available: 1 Insufficient cpu. "+
+			"preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.")
 	})
 	if err := client.CoreV1().Pods("default").Delete(ctx, "hog", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@
 //
 // It pushes every layout under its upstream name's path (host dropped), writes a containerd
 // hosts.toml for each upstream host (and each --mirror-host) into --hosts-dir, prints
-// "ready" on stdout once it serves, and exits on SIGTERM or SIGINT. The work is done by
+// "ready" on stdout once it serves, and exits on SIGTERM or SIGINT.
+// --throttle-bytes-per-second N serves every blob download at most N bytes/s, to make
+// pulls slow (pull progress, slow-pull cancellation). The work is done by
 // package mirror, which Go tests use in-process.
 package main

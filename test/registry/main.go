@@ -26,6 +26,7 @@ func main() {
 		images, extraHosts listFlag
 		addr               = flag.String("addr", "127.0.0.1:5000", "address to serve the registry on")
 		hostsDir           = flag.String("hosts-dir", "", "write containerd hosts.toml files for the upstream hosts here")
+		throttle           = flag.Int64("throttle-bytes-per-second", 0, "serve each blob download at most this fast (0: unthrottled), to make pulls slow")
 	)
 	flag.Var(&images, "image", "UPSTREAM_REF=OCI_LAYOUT_DIR to serve (repeatable)")
 	flag.Var(&extraHosts, "mirror-host", "another upstream host to redirect in --hosts-dir (repeatable)")
@@ -34,13 +35,13 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, *addr, images, extraHosts, *hostsDir); err != nil {
+	if err := run(ctx, *addr, images, extraHosts, *hostsDir, mirror.WithThrottle(*throttle)); err != nil {
 		fmt.Fprintln(os.Stderr, "registry:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, addr string, images, extraHosts []string, hostsDir string) error {
+func run(ctx context.Context, addr string, images, extraHosts []string, hostsDir string, opts ...mirror.Option) error {
 	layouts := map[string]string{}
 	for _, spec := range images {
 		ref, dir, ok := strings.Cut(spec, "=")
@@ -49,7 +50,7 @@ func run(ctx context.Context, addr string, images, extraHosts []string, hostsDir
 		}
 		layouts[ref] = dir
 	}
-	m, err := mirror.Start(ctx, addr, layouts)
+	m, err := mirror.Start(ctx, addr, layouts, opts...)
 	if err != nil {
 		return err
 	}

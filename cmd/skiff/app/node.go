@@ -189,6 +189,10 @@ func startAgent(ctx context.Context, g *errgroup.Group, o *Options, kubeconfig, 
 	if err != nil {
 		return fmt.Errorf("apiserver client: %w", err)
 	}
+	logRotation, err := o.logRotation()
+	if err != nil {
+		return err
+	}
 	a, err := agent.New(agent.Config{
 		NodeName:        o.NodeName,
 		Client:          client,
@@ -202,6 +206,8 @@ func startAgent(ctx context.Context, g *errgroup.Group, o *Options, kubeconfig, 
 		ServingCertFile: tls.servingCertFile,
 		ServingKeyFile:  tls.servingKeyFile,
 		ClientCAFile:    tls.clientCAFile,
+		ImagePull:       o.imagePullConfig(),
+		LogRotation:     logRotation,
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)

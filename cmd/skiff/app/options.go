@@ -5,9 +5,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/skiff-sh/skiff/agent"
 	"github.com/skiff-sh/skiff/network"
 )
 
@@ -40,6 +43,16 @@ type Options struct {
 	PodCIDR         string
 	KubeletPort     int
 	RuntimeEndpoint string
+
+	// image pulls; ImagePullSlowTimeout 0 disables the slow-pull check (see imagePullConfig)
+	ImagePullMinBytesPerSecond int64
+	ImagePullSlowTimeout       time.Duration
+
+	// container log rotation, kubelet's flags of the same names
+	ContainerLogMaxSize         string
+	ContainerLogMaxFiles        int
+	ContainerLogMonitorInterval time.Duration
+	ContainerLogMaxWorkers      int
 
 	// runtime
 	CRISocket          string
@@ -97,6 +110,37 @@ func (o *Options) addAgentFlags(fs *pflag.FlagSet, standalone bool) {
 	fs.StringVar(&o.NodeIP, "node-ip", "", "IP address the node advertises (default: first non-loopback IPv4)")
 	fs.StringVar(&o.PodCIDR, "pod-cidr", o.PodCIDR, "pod IP range of this node")
 	fs.IntVar(&o.KubeletPort, "kubelet-port", o.KubeletPort, "port of the agent's kubelet API")
+	fs.Int64Var(&o.ImagePullMinBytesPerSecond, "image-pull-min-bytes-per-second", agent.DefaultImagePullMinBytesPerSecond,
+		"throughput floor of an image pull (see --image-pull-slow-timeout)")
+	fs.DurationVar(&o.ImagePullSlowTimeout, "image-pull-slow-timeout", agent.DefaultImagePullSlowTimeout,
+		"cancel an image pull that stays under --image-pull-min-bytes-per-second this long, and retry it with back-off; 0 disables")
+	fs.StringVar(&o.ContainerLogMaxSize, "container-log-max-size", "10Mi", "a container log this large is rotated (a quantity: 10Mi, 1G)")
+	fs.IntVar(&o.ContainerLogMaxFiles, "container-log-max-files", agent.DefaultContainerLogMaxFiles,
+		"log files kept per container, the current one included (at least 2)")
+	fs.DurationVar(&o.ContainerLogMonitorInterval, "container-log-monitor-interval", agent.DefaultContainerLogMonitorInterval,
+		"how often container log sizes are checked")
+	fs.IntVar(&o.ContainerLogMaxWorkers, "container-log-max-workers", agent.DefaultContainerLogMaxWorkers,
+		"containers whose logs are rotated at once")
+}
+
+// logRotation is the agent's LogRotation from the container-log flags.
+func (o *Options) logRotation() (agent.LogRotation, error) {
+	size, err := resource.ParseQuantity(o.ContainerLogMaxSize)
+	if err != nil || size.Sign() <= 0 {
+		return agent.LogRotation{}, fmt.Errorf("--container-log-max-size %q: want a positive quantity such as 10Mi", o.ContainerLogMaxSize)
+	}
+	return agent.LogRotation{MaxSize: size.Value(), MaxFiles: o.ContainerLogMaxFiles,
+		MonitorInterval: o.ContainerLogMonitorInterval, Workers: o.ContainerLogMaxWorkers}, nil
+}
+
+// imagePullConfig is the agent's ImagePull. The flag's 0 disables the slow-pull check,
+// which agent.Config spells as a negative SlowTimeout (its 0 takes the default).
+func (o *Options) imagePullConfig() agent.ImagePullConfig {
+	cfg := agent.ImagePullConfig{MinBytesPerSecond: o.ImagePullMinBytesPerSecond, SlowTimeout: o.ImagePullSlowTimeout}
+	if cfg.SlowTimeout == 0 {
+		cfg.SlowTimeout = -1
+	}
+	return cfg
 }
 
 func (o *Options) addRuntimeFlags(fs *pflag.FlagSet) {

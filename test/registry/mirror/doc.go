@@ -13,4 +13,7 @@
 // docker.io/library/nginx:latest is served as <addr>/library/nginx:latest and
 // registry.k8s.io/pause:3.10 as <addr>/pause:3.10. Images of different hosts that share a
 // path would collide; Start refuses that.
+//
+// WithThrottle(n) at Start, or SetThrottle(n) later, serves blob downloads at most n
+// bytes/s (throttle.go), so that tests can make a pull slow; 0 lifts the cap.
 package mirror

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -33,16 +34,27 @@ type Mirror struct {
 	srv    *http.Server
 	served chan error
 	hosts  []string // upstream hosts of the images, as containerd names them
+	// throttle caps blob downloads, in bytes per second (0: unthrottled).
+	throttle atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// Option configures a Mirror at Start.
+type Option func(*Mirror)
+
+// WithThrottle caps every blob download at bytesPerSecond (0: unthrottled), so that tests
+// can make a pull slow. Pushes and manifests are not throttled.
+func WithThrottle(bytesPerSecond int64) Option {
+	return func(m *Mirror) { m.SetThrottle(bytesPerSecond) }
 }
 
 // Start serves a registry on addr ("127.0.0.1:0" picks a free port) and pushes each layout
 // of images (upstream reference -> OCI layout directory) under the reference's path.
 // The registry keeps everything in memory. ctx bounds the pushes only; the mirror serves
 // until Close.
-func Start(ctx context.Context, addr string, images map[string]string) (*Mirror, error) {
+func Start(ctx context.Context, addr string, images map[string]string, opts ...Option) (*Mirror, error) {
 	plan, hosts, err := planPushes(images)
 	if err != nil {
 		return nil, err
@@ -51,14 +63,13 @@ func Start(ctx context.Context, addr string, images map[string]string) (*Mirror,
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	m := &Mirror{
-		ln: ln,
-		srv: &http.Server{
-			Handler:           registry.New(registry.Logger(log.New(io.Discard, "", 0))),
-			ReadHeaderTimeout: 10 * time.Second,
-		},
-		served: make(chan error, 1),
-		hosts:  hosts,
+	m := &Mirror{ln: ln, served: make(chan error, 1), hosts: hosts}
+	for _, opt := range opts {
+		opt(m)
+	}
+	m.srv = &http.Server{
+		Handler:           m.throttled(registry.New(registry.Logger(log.New(io.Discard, "", 0)))),
+		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() { m.served <- m.srv.Serve(ln) }()
 
@@ -80,6 +91,10 @@ func (m *Mirror) URL() string { return "http://" + m.Addr() }
 
 // Hosts are the upstream registry hosts of the mirror's images (e.g. "docker.io").
 func (m *Mirror) Hosts() []string { return slices.Clone(m.hosts) }
+
+// SetThrottle changes the cap on blob downloads (0: unthrottled); it applies to downloads
+// that start afterwards.
+func (m *Mirror) SetThrottle(bytesPerSecond int64) { m.throttle.Store(max(bytesPerSecond, 0)) }
 
 // Close stops serving. It is safe to call more than once.
 func (m *Mirror) Close() error {

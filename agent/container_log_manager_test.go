@@ -463,3 +463,43 @@ func TestFollowWaitsForRuntimeSwitch(t *testing.T) {
 	w.line("line-3")
 	waitOutput(t, out, numbered(1, 3))
 }
+
+// TestFollowDrainsAfterStop: lines a container wrote after the follower last reached the
+// end of its file, just before it stopped, still reach the follower before the stream ends.
+func TestFollowDrainsAfterStop(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "0.log")
+	write := func(from, to int) {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		for i := from; i <= to; i++ {
+			fmt.Fprintf(f, "2026-11-28T00:00:00.000000000Z stdout F line-%d\n", i)
+		}
+	}
+	write(1, 3)
+	// The container's last lines and its exit both land between the follower's EOF and
+	// its liveness check: the check is where they are written.
+	running := func(context.Context) bool {
+		write(4, 6)
+		return false
+	}
+	out := &syncResponse{}
+	done := make(chan error, 1)
+	go func() {
+		done <- copyCRILog(t.Context(), path, &flushWriter{w: out}, logOptions{follow: true, tailLines: -1}, running)
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("follow did not end after the container stopped")
+	}
+	if got := out.String(); got != numbered(1, 6) {
+		t.Errorf("followed %q, want %q", got, numbered(1, 6))
+	}
+}

@@ -163,6 +163,7 @@ func copyCRILog(ctx context.Context, path string, out *flushWriter, o logOptions
 	rd := bufio.NewReader(f)
 	var pending []byte // a line written only partly so far
 	lastCheck := time.Now()
+	stopped := false // the container was seen stopped: drain, then return
 	for {
 		chunk, err := rd.ReadBytes('\n')
 		pending = append(pending, chunk...)
@@ -190,8 +191,11 @@ func copyCRILog(ctx context.Context, path string, out *flushWriter, o logOptions
 			continue // read f to its end once more, then switch
 		}
 		if time.Since(lastCheck) > time.Second {
-			if !running(ctx) {
-				return nil
+			if stopped {
+				return nil // read to the end once more after the container stopped
+			}
+			if stopped = !running(ctx); stopped {
+				continue // lines written since the last EOF are still to come
 			}
 			lastCheck = time.Now()
 		}

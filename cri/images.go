@@ -247,7 +247,7 @@ func (s *service) pullImage(ctx context.Context, named reference.Named, auth *ru
 	}
 	defer func() { release(err != nil) }()
 	img, err := s.client.Pull(ctx, ref,
-		containerd.WithResolver(s.resolver(ctx, auth)),
+		containerd.WithResolver(s.resolver(ctx, auth, progress)),
 		containerd.WithPullUnpack,
 		containerd.WithPullSnapshotter(s.cfg.Snapshotter),
 		containerd.WithPullLabel(labelManaged, "true"),
@@ -275,8 +275,8 @@ func (s *service) pullImage(ctx context.Context, named reference.Named, auth *ru
 
 // resolver builds a registry resolver with per-host configuration from
 // RegistryConfigDir (hosts.toml files) and the request's credentials.
-func (s *service) resolver(ctx context.Context, auth *runtimeapi.AuthConfig) remotes.Resolver {
-	opts := config.HostOptions{Credentials: credentialsFor(auth)}
+func (s *service) resolver(ctx context.Context, auth *runtimeapi.AuthConfig, progress *pullProgress) remotes.Resolver {
+	opts := config.HostOptions{Credentials: credentialsFor(auth), UpdateClient: progress.countBlobs}
 	if s.cfg.RegistryConfigDir != "" {
 		opts.HostDir = config.HostDirFromRoot(s.cfg.RegistryConfigDir)
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -119,13 +122,14 @@ func (t *pullTracker) inFlight(ref string) *pullJob {
 // pullProgress records the blobs (config and layers) of the manifest being pulled, as
 // the pull's handler sees them, and which of them are fetched.
 type pullProgress struct {
-	mu      sync.Mutex
-	sizes   map[digest.Digest]int64
-	fetched map[digest.Digest]bool
+	mu       sync.Mutex
+	sizes    map[digest.Digest]int64
+	fetched  map[digest.Digest]bool
+	received map[digest.Digest]int64 // bytes of a blob download so far, as they arrive
 }
 
 func newPullProgress() *pullProgress {
-	return &pullProgress{sizes: map[digest.Digest]int64{}, fetched: map[digest.Digest]bool{}}
+	return &pullProgress{sizes: map[digest.Digest]int64{}, fetched: map[digest.Digest]bool{}, received: map[digest.Digest]int64{}}
 }
 
 // track wraps the pull's fetch handler: a manifest's children are the blobs to count,
@@ -175,9 +179,13 @@ func (p *pullProgress) bytes(ctx context.Context, cs blobStatuses) (done, total 
 	if err != nil {
 		return done, total, fmt.Errorf("list ingests: %w", err)
 	}
+	p.mu.Lock()
+	received := maps.Clone(p.received)
+	p.mu.Unlock()
 	for d, size := range pending {
-		if offset, ok := ingestOffset(statuses, d); ok {
-			done += min(offset, size)
+		offset, ingesting := ingestOffset(statuses, d)
+		if ingesting || received[d] > 0 {
+			done += min(max(offset, received[d]), size)
 		} else if _, err := cs.Info(ctx, d); err == nil {
 			done += size // stored before this pull, or committed since the listing
 		}
@@ -248,4 +256,87 @@ func (s *service) withPullLease(ctx context.Context) (context.Context, func(fail
 		}
 	}
 	return leases.WithLease(ctx, l.ID), release, nil
+}
+
+// countBlobs makes a registry client count the bytes of blob downloads as they arrive.
+// The content store alone cannot tell: containerd copies a blob into its ingest in full
+// 1 MiB buffers, so under about 100 kB/s an ingest's offset stands still for seconds and a
+// slow pull would look stalled.
+func (p *pullProgress) countBlobs(c *http.Client) error {
+	next := c.Transport
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	c.Transport = &countingTransport{next: next, progress: p}
+	return nil
+}
+
+// countingTransport wraps the bodies of successful blob GETs so that their bytes count.
+type countingTransport struct {
+	next     http.RoundTripper
+	progress *pullProgress
+}
+
+func (t *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil || req.Method != http.MethodGet || resp.StatusCode/100 != 2 {
+		return resp, err
+	}
+	origin := req // a blob GET may be redirected to storage elsewhere
+	for origin.Response != nil && origin.Response.Request != nil {
+		origin = origin.Response.Request
+	}
+	d, ok := blobDigest(origin.URL.Path)
+	if !ok {
+		return resp, nil
+	}
+	body := &countingBody{ReadCloser: resp.Body, progress: t.progress, blob: d, count: rangeStart(resp)}
+	t.progress.setReceived(d, body.count) // a new download of the blob starts over here
+	resp.Body = body
+	return resp, nil
+}
+
+// blobDigest is the digest of a registry blob path (/v2/<name>/blobs/<digest>).
+func blobDigest(urlPath string) (digest.Digest, bool) {
+	i := strings.LastIndex(urlPath, "/blobs/")
+	if i < 0 {
+		return "", false
+	}
+	d, err := digest.Parse(urlPath[i+len("/blobs/"):])
+	return d, err == nil
+}
+
+// rangeStart is where a partial response (a resumed download) starts, or 0.
+func rangeStart(resp *http.Response) int64 {
+	var start, end, size int64
+	if resp.StatusCode != http.StatusPartialContent {
+		return 0
+	}
+	if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &start, &end, &size); err != nil {
+		return 0
+	}
+	return start
+}
+
+func (p *pullProgress) setReceived(d digest.Digest, n int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.received[d] = n
+}
+
+// countingBody counts what is read of one blob download.
+type countingBody struct {
+	io.ReadCloser
+	progress *pullProgress
+	blob     digest.Digest
+	count    int64
+}
+
+func (b *countingBody) Read(buf []byte) (int, error) {
+	n, err := b.ReadCloser.Read(buf)
+	if n > 0 {
+		b.count += int64(n)
+		b.progress.setReceived(b.blob, b.count)
+	}
+	return n, err
 }

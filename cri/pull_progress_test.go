@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -392,5 +395,74 @@ func (e *testEnv) assertNoIngests() {
 			e.t.Fatalf("left in containerd: %s", strings.Join(left, ", "))
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestCountBlobs: the bytes of a blob download count as they arrive, also after a
+// redirect to storage elsewhere, and a resumed download counts from where it resumes.
+func TestCountBlobs(t *testing.T) {
+	blob := digest.FromString("layer")
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/blobs/"+blob.String()) && r.Header.Get("Range") == "":
+			http.Redirect(w, r, "/storage/object", http.StatusTemporaryRedirect)
+		case strings.HasSuffix(r.URL.Path, "/blobs/"+blob.String()):
+			w.Header().Set("Content-Range", "bytes 5000-5999/6000")
+			w.WriteHeader(http.StatusPartialContent)
+			_, _ = w.Write(make([]byte, 1000))
+		case r.URL.Path == "/storage/object":
+			_, _ = w.Write(make([]byte, 1000))
+			w.(http.Flusher).Flush()
+			<-release
+			_, _ = w.Write(make([]byte, 500))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	p := newPullProgress()
+	client := &http.Client{}
+	if err := p.countBlobs(client); err != nil {
+		t.Fatal(err)
+	}
+	received := func() int64 {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.received[blob]
+	}
+	resp, err := client.Get(srv.URL + "/v2/library/x/blobs/" + blob.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if got := received(); got != 1000 {
+		t.Errorf("received %d while the download goes on, want 1000", got)
+	}
+	close(release)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if got := received(); got != 1500 {
+		t.Errorf("received %d after the download, want 1500", got)
+	}
+
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v2/library/x/blobs/"+blob.String(), nil)
+	req.Header.Set("Range", "bytes=5000-")
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if got := received(); got != 6000 {
+		t.Errorf("received %d after a resumed download, want 6000", got)
+	}
+	if _, err := client.Get(srv.URL + "/v2/library/x/manifests/latest"); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.received) != 1 {
+		t.Errorf("counted downloads %v, want the blob only", p.received)
 	}
 }

@@ -38,6 +38,7 @@ type node struct {
 
 	apiPort, etcdPort, etcdPeerPort, kubeletPort int
 	bridge, podCIDR, registryConfig              string
+	extraFlags                                   []string // more `skiff up` flags
 
 	cmd  *exec.Cmd
 	done chan error
@@ -141,7 +142,7 @@ func (n *node) flags() []string {
 }
 
 func (n *node) upFlags() []string {
-	return append(n.flags(),
+	return append(append(n.flags(),
 		"--node-name", n.name,
 		"--kubeconfig-out", n.kubecfg,
 		"--apiserver-port", strconv.Itoa(n.apiPort),
@@ -149,7 +150,7 @@ func (n *node) upFlags() []string {
 		"--etcd-peer-port", strconv.Itoa(n.etcdPeerPort),
 		"--kubelet-port", strconv.Itoa(n.kubeletPort),
 		"--v", "2",
-	)
+	), n.extraFlags...)
 }
 
 // start runs `skiff up` and waits until the node reports Ready.

@@ -152,7 +152,9 @@ func (p *imagePuller) pull(ctx context.Context, pod *v1.Pod, c *v1.Container, sp
 	start := time.Now()
 	id, err := p.pullImage(ctx, pod, c, spec, sandbox)
 	if err != nil {
-		p.failed(key, now, err)
+		// The back-off runs from the failure: a pull that failed slowly (a slow-pull
+		// cancel takes SlowTimeout) must not find its back-off already spent.
+		p.failed(key, time.Now(), err)
 		klog.FromContext(ctx).Info("Image pull failed", "image", c.Image, "err", err)
 		msg := fmt.Sprintf("Failed to pull image %q: %v", c.Image, err)
 		p.recorder.Event(ref, v1.EventTypeWarning, eventFailed, msg)

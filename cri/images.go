@@ -42,6 +42,7 @@ type imageCache struct {
 	mu    sync.Mutex
 	infos map[digest.Digest]*imageInfo
 	pulls *pullTracker
+	index imageIndex
 }
 
 func newImageCache() *imageCache {
@@ -91,6 +92,11 @@ func (s *service) imageInfo(ctx context.Context, img images.Image) (*imageInfo, 
 // listImages reads every image record of the namespace and groups them by image ID.
 // Records whose content is incomplete are skipped.
 func (s *service) listImages(ctx context.Context) ([]*criImage, error) {
+	return s.images.index.get(func() ([]*criImage, error) { return s.readImages(ctx) })
+}
+
+// readImages is listImages without the index.
+func (s *service) readImages(ctx context.Context) ([]*criImage, error) {
 	records, err := s.client.ImageService().List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list images: %w", err)
@@ -246,6 +252,7 @@ func (s *service) pullImage(ctx context.Context, named reference.Named, auth *ru
 		return "", err
 	}
 	defer func() { release(err != nil) }()
+	defer s.images.index.invalidate()
 	img, err := s.client.Pull(ctx, ref,
 		containerd.WithResolver(s.resolver(ctx, auth, progress)),
 		containerd.WithPullUnpack,
@@ -390,6 +397,7 @@ func (s *service) RemoveImage(ctx context.Context, req *runtimeapi.RemoveImageRe
 		return nil, fmt.Errorf("image %s (%s) is pinned by the runtime: %w", ci.info.id, strings.Join(ci.names, ", "),
 			errdefs.ErrFailedPrecondition)
 	}
+	defer s.images.index.invalidate()
 	is := s.client.ImageService()
 	for i, name := range ci.names {
 		var opts []images.DeleteOpt

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	apievents "github.com/containerd/containerd/api/events"
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
@@ -177,34 +179,49 @@ func (s *service) recoverTask(ctx context.Context, cc containerd.Container, c *c
 	return nil
 }
 
-// watchOOMEvents marks containers the kernel OOM-killed, so their exit reads OOMKilled.
-func (s *service) watchOOMEvents(ctx context.Context) {
+// watchEvents follows containerd's events of our namespace: OOM kills mark containers, so
+// their exit reads OOMKilled, and image changes made by others invalidate the image index,
+// which is trusted only while this subscription runs.
+func (s *service) watchEvents(ctx context.Context) {
 	logger := klog.FromContext(ctx)
+	ns := "namespace==" + s.cfg.Namespace
 	for ctx.Err() == nil {
-		ch, errs := s.client.Subscribe(ctx, `topic=="/tasks/oom"`, fmt.Sprintf("namespace==%s", s.cfg.Namespace))
-	recv:
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case err := <-errs:
-				if ctx.Err() == nil {
-					logger.Error(err, "OOM event subscription failed; resubscribing")
-				}
-				break recv
-			case env := <-ch:
-				v, err := typeurl.UnmarshalAny(env.Event)
-				if err != nil {
-					continue
-				}
-				if oom, ok := v.(*apievents.TaskOOM); ok {
-					s.markOOM(ctx, oom.ContainerID)
-				}
-			}
-		}
+		// Within a filter, conditions are ANDed; the filters are ORed.
+		ch, errs := s.client.Subscribe(ctx, `topic=="/tasks/oom",`+ns, `topic~="^/images/",`+ns)
+		s.images.index.setWatching(true)
+		s.followEvents(ctx, ch, errs)
+		s.images.index.setWatching(false)
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
+			logger.Info("Resubscribing to containerd events")
+		}
+	}
+}
+
+// followEvents handles events until the subscription fails or ctx ends.
+func (s *service) followEvents(ctx context.Context, ch <-chan *events.Envelope, errs <-chan error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case err := <-errs:
+			if ctx.Err() == nil {
+				klog.FromContext(ctx).Error(err, "containerd event subscription failed")
+			}
+			return
+		case env := <-ch:
+			if strings.HasPrefix(env.Topic, "/images/") {
+				s.images.index.invalidate()
+				continue
+			}
+			v, err := typeurl.UnmarshalAny(env.Event)
+			if err != nil {
+				continue
+			}
+			if oom, ok := v.(*apievents.TaskOOM); ok {
+				s.markOOM(ctx, oom.ContainerID)
+			}
 		}
 	}
 }

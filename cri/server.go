@@ -134,7 +134,7 @@ func (s *service) start(ctx context.Context) error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.watchOOMEvents(s.ns(s.lifetime))
+		s.watchEvents(s.ns(s.lifetime))
 	}()
 	return nil
 }

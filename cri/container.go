@@ -72,14 +72,12 @@ func (s *service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 			s.store.releaseName(meta.Name, meta.ID)
 		}
 	}()
+	timing := newSteps()
 	ci, err := s.findImage(ctx, cfg.GetImage().GetImage())
 	if err != nil {
 		return nil, fmt.Errorf("resolve image: %w", err)
 	}
-	img, err := s.client.GetImage(ctx, ci.names[0])
-	if err != nil {
-		return nil, fmt.Errorf("load image %s: %w", ci.names[0], err)
-	}
+	timing.done("image")
 	meta.ImageRef, meta.ImageID = ci.names[0], ci.info.id
 	meta.StopSignal = ci.info.config.StopSignal
 	if dir, rel := sbCfg.GetLogDirectory(), cfg.GetLogPath(); dir != "" && rel != "" {
@@ -100,6 +98,7 @@ func (s *service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 	if meta.Config, err = proto.Marshal(cfg); err != nil {
 		return nil, fmt.Errorf("encode container config: %w", err)
 	}
+	timing.done("imageVolumes")
 	specOpts, err := s.containerSpecOpts(ctx, sb, &meta, ci.info, imageMounts)
 	if err != nil {
 		return nil, err
@@ -114,9 +113,8 @@ func (s *service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 		return nil, err
 	}
 	_, err = s.client.NewContainer(ctx, meta.ID,
-		containerd.WithSnapshotter(s.cfg.Snapshotter),
-		containerd.WithNewSnapshot(meta.ID, img),
-		containerd.WithImageName(img.Name()),
+		s.withNewSnapshot(meta.ID, ci),
+		containerd.WithImageName(ci.names[0]),
 		containerd.WithNewSpec(specOpts...),
 		containerd.WithRuntime(runcRuntimeName, s.runcOptions()),
 		containerd.WithContainerLabels(map[string]string{labelKind: kindContainer, labelSandboxID: sb.meta.ID}),
@@ -126,9 +124,10 @@ func (s *service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
+	timing.done("container") // snapshot, OCI spec, containerd record
 	s.store.addContainer(c)
 	s.containerEvent(c, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
-	klog.FromContext(ctx).V(2).Info("Created container", "containerID", meta.ID, "name", meta.Name)
+	klog.FromContext(ctx).V(2).Info("Created container", append([]any{"containerID", meta.ID, "name", meta.Name}, timing.keysAndValues()...)...)
 	return &runtimeapi.CreateContainerResponse{ContainerId: meta.ID}, nil
 }
 
@@ -230,19 +229,14 @@ func (s *service) namespaceOpts(sb *sandbox, nsOpts *runtimeapi.NamespaceOption,
 }
 
 // pausePid returns the PID of a ready sandbox's pause process.
-func (s *service) pausePid(ctx context.Context, sb *sandbox) (uint32, error) {
-	if sb.State() != runtimeapi.PodSandboxState_SANDBOX_READY {
+func (s *service) pausePid(_ context.Context, sb *sandbox) (uint32, error) {
+	sb.mu.Lock()
+	state, pid := sb.state, sb.pid
+	sb.mu.Unlock()
+	if state != runtimeapi.PodSandboxState_SANDBOX_READY || pid == 0 {
 		return 0, fmt.Errorf("sandbox %s is not ready: %w", sb.meta.ID, errdefs.ErrFailedPrecondition)
 	}
-	cc, err := s.client.LoadContainer(ctx, sb.meta.ID)
-	if err != nil {
-		return 0, fmt.Errorf("load pause container: %w", err)
-	}
-	task, err := cc.Task(ctx, nil)
-	if err != nil {
-		return 0, fmt.Errorf("sandbox %s has no running pause task: %v: %w", sb.meta.ID, err, errdefs.ErrFailedPrecondition)
-	}
-	return task.Pid(), nil
+	return pid, nil
 }
 
 // saveStatus persists the container's status extension.
@@ -325,6 +319,7 @@ func (s *service) StartContainer(ctx context.Context, req *runtimeapi.StartConta
 	c.status.StartedAt = nowNano()
 	c.exited = make(chan struct{})
 	c.logs = logs
+	c.task = task
 	c.mu.Unlock()
 	s.watchContainer(c, task, exitCh, logs)
 	if err := s.saveStatus(ctx, c); err != nil {
@@ -363,11 +358,18 @@ func (s *service) watchContainer(c *container, task containerd.Task, exitCh <-ch
 		if !logs.drain(5 * time.Second) {
 			logger.Info("Container output did not drain in time after exit")
 		}
+		c.mu.Lock()
+		deleted := make(chan struct{})
+		c.taskDeleted, c.task = deleted, nil
+		c.mu.Unlock()
+		// The exit is the caller's answer; the task's deletion (`runc delete` in the
+		// shim) goes on behind it, as with CRI-O, and RemoveContainer waits for it.
+		s.recordExit(ctx, c, st.ExitCode(), st.ExitTime())
 		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			logger.Error(err, "Delete exited task")
 		}
 		logs.close()
-		s.recordExit(ctx, c, st.ExitCode(), st.ExitTime())
+		close(deleted)
 	}()
 }
 
@@ -422,22 +424,14 @@ func (s *service) StopContainer(ctx context.Context, req *runtimeapi.StopContain
 
 func (s *service) stopContainer(ctx context.Context, c *container, timeout time.Duration) error {
 	c.mu.Lock()
-	state, exited := c.status.State, c.exited
+	state, exited, task := c.status.State, c.exited, c.task
 	c.mu.Unlock()
 	if state != runtimeapi.ContainerState_CONTAINER_RUNNING || exited == nil {
 		return nil
 	}
-	cc, err := s.client.LoadContainer(ctx, c.meta.ID)
-	if err != nil {
-		return fmt.Errorf("load container: %w", err)
-	}
-	task, err := cc.Task(ctx, nil)
-	if errdefs.IsNotFound(err) {
-		<-exited // the watcher is deleting it
+	if task == nil {
+		<-exited // it exited: the watcher is recording that
 		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("load task: %w", err)
 	}
 	if timeout > 0 {
 		sig := syscall.SIGTERM
@@ -496,6 +490,16 @@ func (s *service) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCon
 func (s *service) removeContainer(ctx context.Context, c *container) error {
 	if err := s.stopContainer(ctx, c, 0); err != nil {
 		return err
+	}
+	c.mu.Lock()
+	deleted := c.taskDeleted
+	c.mu.Unlock()
+	if deleted != nil {
+		select {
+		case <-deleted:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the task of container %s to be deleted: %w", c.meta.ID, ctx.Err())
+		}
 	}
 	cc, err := s.client.LoadContainer(ctx, c.meta.ID)
 	if err == nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/content"
 	"github.com/containerd/containerd/v2/core/images"
 	"github.com/containerd/containerd/v2/core/remotes"
@@ -24,6 +25,7 @@ import (
 	"github.com/containerd/platforms"
 	"github.com/distribution/reference"
 	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -31,9 +33,10 @@ import (
 
 // imageInfo is what CRI reports about an image, derived from its content.
 type imageInfo struct {
-	id     string // config digest: the CRI image ID
-	size   int64
-	config ocispec.ImageConfig
+	id      string // config digest: the CRI image ID
+	size    int64
+	config  ocispec.ImageConfig
+	chainID string // of the unpacked layers: the parent snapshot of a container's rootfs
 }
 
 // imageCache memoizes imageInfo by target digest; content behind a digest never changes.
@@ -82,7 +85,8 @@ func (s *service) imageInfo(ctx context.Context, img images.Image) (*imageInfo, 
 	if err != nil {
 		return nil, fmt.Errorf("image %s size: %w", img.Name, err)
 	}
-	info = &imageInfo{id: configDesc.Digest.String(), size: size, config: ociImage.Config}
+	info = &imageInfo{id: configDesc.Digest.String(), size: size, config: ociImage.Config,
+		chainID: identity.ChainID(ociImage.RootFS.DiffIDs).String()}
 	s.images.mu.Lock()
 	s.images.infos[img.Target.Digest] = info
 	s.images.mu.Unlock()
@@ -449,4 +453,23 @@ func (s *service) snapshotterRoot(ctx context.Context) string {
 		return ""
 	}
 	return resp.Plugins[0].Exports["root"]
+}
+
+// withNewSnapshot prepares a container's rootfs snapshot on an image's layers, like
+// containerd.WithNewSnapshot, from the chain ID the image index already knows rather than
+// from the image's manifest and config read again from the content store.
+func (s *service) withNewSnapshot(key string, ci *criImage) containerd.NewContainerOpts {
+	return func(ctx context.Context, client *containerd.Client, c *containers.Container) error {
+		if _, err := client.SnapshotService(s.cfg.Snapshotter).Prepare(ctx, key, ci.info.chainID); err != nil {
+			return fmt.Errorf("prepare rootfs snapshot on image %s: %w", ci.names[0], err)
+		}
+		c.Snapshotter, c.SnapshotKey = s.cfg.Snapshotter, key
+		return nil
+	}
+}
+
+// imageObject is the containerd client's view of an image from the index, without asking
+// containerd for the record again.
+func (s *service) imageObject(ci *criImage) containerd.Image {
+	return containerd.NewImage(s.client, images.Image{Name: ci.names[0], Target: ci.target})
 }

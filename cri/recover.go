@@ -86,6 +86,7 @@ func (s *service) recoverSandbox(ctx context.Context, cc containerd.Container) e
 			}
 			sb.state = runtimeapi.PodSandboxState_SANDBOX_READY
 			sb.exited = make(chan struct{})
+			sb.pid = task.Pid()
 			s.watchSandbox(sb, task, exitCh)
 		} else if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
 			return fmt.Errorf("delete stopped pause task: %w", err)
@@ -175,6 +176,7 @@ func (s *service) recoverTask(ctx context.Context, cc containerd.Container, c *c
 	c.status.Pid = task.Pid()
 	c.exited = make(chan struct{})
 	c.logs = logs
+	c.task = task
 	s.watchContainer(c, task, exitCh, logs)
 	return nil
 }

@@ -240,17 +240,17 @@ func podOf(meta *sandboxMeta) network.Pod {
 // createPause creates the pause container of sb and its task (the shim and `runc create`),
 // not yet started.
 func (s *service) createPause(ctx context.Context, sb *sandbox, undo *[]func(), timing *steps) (containerd.Container, containerd.Task, error) {
-	img, err := s.client.GetImage(ctx, s.cfg.PauseImage)
+	ci, err := s.findImage(ctx, s.cfg.PauseImage)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pause image %s: %w", s.cfg.PauseImage, err)
 	}
+	img := s.imageObject(ci)
 	ext, err := jsonAny("SandboxMetadata", sb.meta)
 	if err != nil {
 		return nil, nil, err
 	}
 	cc, err := s.client.NewContainer(ctx, sb.meta.ID,
-		containerd.WithSnapshotter(s.cfg.Snapshotter),
-		containerd.WithNewSnapshot(sb.meta.ID, img),
+		s.withNewSnapshot(sb.meta.ID, ci),
 		containerd.WithNewSpec(s.pauseSpecOpts(sb, img)...),
 		containerd.WithRuntime(runcRuntimeName, s.runcOptions()),
 		containerd.WithContainerLabels(map[string]string{labelKind: kindSandbox}),
@@ -296,6 +296,7 @@ func (s *service) startPause(ctx context.Context, sb *sandbox, cc containerd.Con
 	}
 	sb.state = runtimeapi.PodSandboxState_SANDBOX_READY
 	sb.exited = make(chan struct{})
+	sb.pid = task.Pid()
 	s.watchSandbox(sb, task, exitCh)
 	return nil
 }

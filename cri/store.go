@@ -2,6 +2,7 @@ package cri
 
 import (
 	"fmt"
+	containerd "github.com/containerd/containerd/v2/client"
 	"sort"
 	"strings"
 	"sync"
@@ -20,6 +21,8 @@ type sandbox struct {
 	state runtimeapi.PodSandboxState
 	// exited is closed when the pause task has exited (nil until a task runs).
 	exited chan struct{}
+	// pid of the running pause task, whose namespaces containers join.
+	pid uint32
 }
 
 // sandboxMeta is what survives a server restart (JSON in the extension).
@@ -55,6 +58,12 @@ type container struct {
 	status containerStatus
 	// exited is closed when the task's exit has been recorded (nil until started).
 	exited chan struct{}
+	// taskDeleted is closed once the exited task is deleted, after exited: a stop
+	// returns without waiting for `runc delete`, a remove waits for it. Nil: no task
+	// to wait for.
+	taskDeleted chan struct{}
+	// task is the running task, so that a stop needs no lookup; nil when none runs.
+	task containerd.Task
 	// oomKilled is set by the OOM event watcher before or after the exit.
 	oomKilled bool
 	// logs is the output of the running task, nil otherwise.

@@ -61,7 +61,8 @@ demo: deps build images
 
 bench: bench-seed bench-pods
 
-# 100 pods on one node: p50/p90/p99 created → Running, total time, skiff's RSS.
+# 20 pods one by one, then 100 at once on one node: p50/p90/p99 created → Running, total
+# time, and the RSS of `skiff agent` (agent and CRI server) with `skiff server` apart.
 bench-pods: deps build images
 	SKIFF_BIN=$(BIN)/skiff SKIFF_IMAGES=$(BIN)/images \
 		$(GO) test -count=1 -tags e2e -run '^$$' -bench BenchmarkPods -benchtime 1x -timeout 30m -v ./test/e2e/

@@ -117,11 +117,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	if a.broadcaster != nil {
-		events := a.cfg.EventClient
-		if events == nil {
-			events = a.cfg.Client
-		}
-		a.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: events.CoreV1().Events("")})
+		a.broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: a.cfg.EventClient.CoreV1().Events("")})
 		defer a.broadcaster.Shutdown()
 	}
 

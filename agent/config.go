@@ -34,6 +34,10 @@ type Config struct {
 	// not queue pod status writes behind it under the client's rate limit (kubelet's
 	// separate event client with EventRecordQPS). Default: Client.
 	EventClient kubernetes.Interface
+	// LeaseClient, when set, renews the node Lease, so that heartbeats do not wait behind
+	// pod status writes under the client's rate limit (kubelet's heartbeat client).
+	// Default: Client.
+	LeaseClient kubernetes.Interface
 	// Runtime and Images are the CRI services (remote or in-process).
 	Runtime internalapi.RuntimeService
 	Images  internalapi.ImageManagerService
@@ -150,6 +154,12 @@ func (c *Config) setDefaults() error {
 		c.ResolvConf = DefaultResolvConf
 	}
 	c.Pressure.setDefaults()
+	if c.EventClient == nil {
+		c.EventClient = c.Client
+	}
+	if c.LeaseClient == nil {
+		c.LeaseClient = c.Client
+	}
 	if c.NodeIP == "" {
 		ip, err := firstHostIPv4()
 		if err != nil {

@@ -16,15 +16,26 @@ import (
 const nodeLeaseNamespace = "kube-node-lease"
 
 // runLease renews the node Lease every quarter of its duration, retrying sooner on errors.
+// Each attempt is bounded by the renew interval, so one request stuck in a slow apiserver
+// does not hold up the next renewal; the requests go over Config.LeaseClient, beside the
+// pod status writes rather than behind them.
 func (a *Agent) runLease(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	interval := time.Duration(a.cfg.LeaseDurationSeconds) * time.Second / 4
+	var last *coordinationv1.Lease // the lease as last written, renewed without a read
 	for {
 		next := interval
-		if err := a.renewLease(ctx); err != nil {
+		attempt, cancel := context.WithTimeout(ctx, interval)
+		lease, err := a.renewLease(attempt, last)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
 			logger.Error(err, "Renewing node lease")
 			next = min(time.Second, interval)
 		}
+		last = lease
 		select {
 		case <-ctx.Done():
 			return
@@ -33,26 +44,41 @@ func (a *Agent) runLease(ctx context.Context) {
 	}
 }
 
-func (a *Agent) renewLease(ctx context.Context) error {
-	leases := a.cfg.Client.CoordinationV1().Leases(nodeLeaseNamespace)
+// renewLease writes the lease with a fresh renew time: an update of last when there is
+// one (a heartbeat is one request, as with kubelet), else of the lease read from the
+// apiserver, created when missing. It returns the lease written, or nil after an error
+// (so that the next attempt reads it again).
+func (a *Agent) renewLease(ctx context.Context, last *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+	leases := a.cfg.LeaseClient.CoordinationV1().Leases(nodeLeaseNamespace)
 	now := metav1.NewMicroTime(time.Now())
+	if last != nil {
+		lease := last.DeepCopy()
+		a.fillLease(lease, now)
+		if updated, err := leases.Update(ctx, lease, metav1.UpdateOptions{}); err == nil {
+			return updated, nil
+		} else if !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("update lease: %w", err)
+		}
+	}
 	lease, err := leases.Get(ctx, a.cfg.NodeName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		lease = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: a.cfg.NodeName, Namespace: nodeLeaseNamespace}}
 		a.fillLease(lease, now)
-		if _, err := leases.Create(ctx, lease, metav1.CreateOptions{}); err != nil {
-			return fmt.Errorf("create lease: %w", err)
+		created, err := leases.Create(ctx, lease, metav1.CreateOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("create lease: %w", err)
 		}
-		return nil
+		return created, nil
 	}
 	if err != nil {
-		return fmt.Errorf("get lease: %w", err)
+		return nil, fmt.Errorf("get lease: %w", err)
 	}
 	a.fillLease(lease, now)
-	if _, err := leases.Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("update lease: %w", err)
+	updated, err := leases.Update(ctx, lease, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("update lease: %w", err)
 	}
-	return nil
+	return updated, nil
 }
 
 // fillLease sets holder, duration, renew time, and the owner reference to our Node once

@@ -57,6 +57,9 @@ func (s *service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 		return nil, err
 	}
 	sbCfg := sb.meta.config
+	if err := validateContainerRequest(cfg, sbCfg); err != nil {
+		return nil, err
+	}
 	meta := containerMeta{
 		ID:        newID(),
 		Name:      containerName(cfg.GetMetadata(), sbCfg.GetMetadata()),

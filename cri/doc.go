@@ -47,6 +47,11 @@
 // cri/pause/build.sh into cri/pause/pause, embedded here) and imported at startup under
 // Config.PauseImage, pinned; nothing is ever downloaded for it.
 //
+// RunPodSandbox and CreateContainer validate their request before creating anything
+// (validate.go): a bad field is InvalidArgument naming it and saying what to do.
+// FuzzSandboxRequest and FuzzContainerRequest (fuzz_test.go) run arbitrary requests
+// through everything they reach before containerd (go test -fuzz).
+//
 // Two servers can share a host: each uses its own containerd namespace, runc root
 // (StateDir/runc), FIFO directory (StateDir/io) and sandbox files (RootDir/sandboxes).
 package cri

@@ -101,8 +101,8 @@ func (s *service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	if md.GetName() == "" || md.GetNamespace() == "" || md.GetUid() == "" {
 		return nil, fmt.Errorf("sandbox metadata needs name, namespace and uid: %w", errdefs.ErrInvalidArgument)
 	}
-	if h := req.GetRuntimeHandler(); h != "" && h != "runc" {
-		return nil, fmt.Errorf("runtime handler %q is not supported: %w", h, errdefs.ErrInvalidArgument)
+	if err := validateSandboxRequest(req); err != nil {
+		return nil, err
 	}
 	meta := sandboxMeta{ID: newID(), Name: sandboxName(md), CreatedAt: nowNano(), config: cfg}
 	if err := s.store.reserveName(meta.Name, meta.ID); err != nil {

@@ -310,7 +310,7 @@ func withSecurityContext(sc *runtimeapi.LinuxContainerSecurityContext) ([]oci.Sp
 		}
 	}
 	if !sc.GetPrivileged() {
-		seccompOpt, err := withSeccomp(sc.GetSeccomp())
+		seccompOpt, err := withSeccomp(requestedSeccomp(sc))
 		if err != nil {
 			return nil, err
 		}

@@ -27,13 +27,14 @@ const (
 
 // BenchmarkPods creates 100 pods at once on one node, with the image already present
 // (pulled by one pod first), and reports the creation → Running latency of each pod
-// (p50/p90/p99), the time until all run, and the RSS of the `skiff up` process before and
-// after. Latency is measured on this machine's clock: from the moment the create call
+// (p50/p90/p99), the time until all run, and the RSS of the node's process (`skiff agent`:
+// agent and CRI server; the control plane runs apart as `skiff server`) before and after. Latency is measured on this machine's clock: from the moment the create call
 // returned to the watch event that first shows the pod Running. The Ready condition's
 // lastTransitionTime is printed beside it; it has whole-second precision only.
 func BenchmarkPods(b *testing.B) {
 	registryConfig := startMirror(b, requireEnv(b, "SKIFF_IMAGES"))
 	n := newNode(b, registryConfig)
+	n.split = true
 	keepLog(b, n)
 	n.start()
 	cfg, err := clientcmd.BuildConfigFromFlags("", n.kubecfg)
@@ -44,19 +45,25 @@ func BenchmarkPods(b *testing.B) {
 	client := kubernetes.NewForConfigOrDie(cfg)
 
 	prePull(b, client)
+	single := singlePods(b, client, 20)
+	fmt.Printf("BenchmarkPods single pods: %d created one after another; create→Running p50=%v p99=%v max=%v\n",
+		len(single), pct(single, 50), pct(single, 99), pct(single, 100))
+	b.ReportMetric(pct(single, 99).Seconds(), "s-single-p99")
+	deleteBenchPods(b, client)
 	for i := 0; i < b.N; i++ {
-		rssBefore := processRSS(b, n.cmd.Process.Pid)
+		rssBefore, serverBefore := processRSS(b, n.cmd.Process.Pid), processRSS(b, n.serverCmd.Process.Pid)
 		b.ResetTimer()
 		res := podsRound(b, client, i)
 		b.StopTimer()
-		rssAfter := processRSS(b, n.cmd.Process.Pid)
+		rssAfter, serverAfter := processRSS(b, n.cmd.Process.Pid), processRSS(b, n.serverCmd.Process.Pid)
 		deleteBenchPods(b, client)
 		lat := res.latencies
 		fmt.Printf("BenchmarkPods round %d: %d pods; create→Running p50=%v p90=%v p99=%v max=%v; "+
-			"all Running after %v; condition-clock p50=%v p99=%v; skiff RSS %d MiB → %d MiB\n",
+			"all Running after %v; condition-clock p50=%v p99=%v; agent+CRI RSS %d MiB → %d MiB "+
+			"(skiff server %d MiB → %d MiB)\n",
 			i, len(lat), pct(lat, 50), pct(lat, 90), pct(lat, 99), pct(lat, 100),
 			res.total.Round(time.Millisecond), pct(res.condLatencies, 50), pct(res.condLatencies, 99),
-			rssBefore>>10, rssAfter>>10)
+			rssBefore>>10, rssAfter>>10, serverBefore>>10, serverAfter>>10)
 		b.ReportMetric(pct(lat, 50).Seconds(), "s-p50")
 		b.ReportMetric(pct(lat, 90).Seconds(), "s-p90")
 		b.ReportMetric(pct(lat, 99).Seconds(), "s-p99")
@@ -104,6 +111,41 @@ func prePull(b *testing.B, client kubernetes.Interface) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	deleteBenchPods(b, client)
+}
+
+// singlePods creates count pods one at a time, each once the previous one runs, and
+// returns their create → Running latencies, sorted.
+func singlePods(b *testing.B, client kubernetes.Interface, count int) []time.Duration {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	w, err := client.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{LabelSelector: benchLabel})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Stop()
+	var lat []time.Duration
+	for i := range count {
+		name := fmt.Sprintf("bench-single-%03d", i)
+		if _, err := client.CoreV1().Pods("default").Create(ctx, benchPod(name), metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		created := time.Now()
+		for running := false; !running; {
+			select {
+			case <-ctx.Done():
+				b.Fatalf("pod %s not Running after 5m", name)
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					b.Fatal("watch closed")
+				}
+				p, ok := ev.Object.(*corev1.Pod)
+				running = ok && p.Name == name && p.Status.Phase == corev1.PodRunning
+			}
+		}
+		lat = append(lat, time.Since(created))
+	}
+	slices.Sort(lat)
+	return lat
 }
 
 // podsRound creates the pods in parallel and follows them with one watch.

@@ -40,8 +40,15 @@ type node struct {
 	bridge, podCIDR, registryConfig              string
 	extraFlags                                   []string // more `skiff up` flags
 
-	cmd  *exec.Cmd
+	cmd  *exec.Cmd // `skiff up`, or `skiff agent` when split
 	done chan error
+
+	// split runs the control plane and the node as two processes, `skiff server` and
+	// `skiff agent` (agent and CRI server), as on a real cluster, so that the node's own
+	// memory can be measured.
+	split      bool
+	serverCmd  *exec.Cmd
+	serverDone chan error
 }
 
 func requireEnv(t testing.TB, name string) string {
@@ -153,22 +160,35 @@ func (n *node) upFlags() []string {
 	), n.extraFlags...)
 }
 
-// start runs `skiff up` and waits until the node reports Ready.
-func (n *node) start() {
+// spawn starts skiff with args, its output appended to logPath; done gets its exit.
+func (n *node) spawn(logPath string, args ...string) (*exec.Cmd, chan error) {
 	n.t.Helper()
-	logFile, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	n.cmd = exec.Command(n.bin, append([]string{"up"}, n.upFlags()...)...)
-	n.cmd.Stdout, n.cmd.Stderr = logFile, logFile
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := n.cmd.Start(); err != nil {
+	cmd := exec.Command(n.bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
 		logFile.Close()
-		n.t.Fatalf("starting skiff up: %v", err)
+		n.t.Fatalf("starting skiff %s: %v", args[0], err)
 	}
-	n.done = make(chan error, 1)
-	go func() { n.done <- n.cmd.Wait(); logFile.Close() }()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); logFile.Close() }()
+	return cmd, done
+}
+
+// start runs `skiff up` (or, split, `skiff server` and `skiff agent`) and waits until
+// the node reports Ready.
+func (n *node) start() {
+	n.t.Helper()
+	if n.split {
+		n.startServer()
+		n.cmd, n.done = n.spawn(n.logPath, append([]string{"agent"}, n.agentFlags()...)...)
+	} else {
+		n.cmd, n.done = n.spawn(n.logPath, append([]string{"up"}, n.upFlags()...)...)
+	}
 	n.waitFor("node Ready", 3*time.Minute, func() (bool, error) {
 		select {
 		case err := <-n.done:
@@ -193,24 +213,69 @@ func (n *node) start() {
 	})
 }
 
-// stop sends SIGTERM and waits for a clean exit.
+// startServer runs `skiff server` and issues the agent's kubeconfig from its CA.
+func (n *node) startServer() {
+	n.t.Helper()
+	serverDir := n.dataDir + "-server"
+	n.serverCmd, n.serverDone = n.spawn(n.logPath+".server", "server",
+		"--data-dir", serverDir, "--run-dir", n.runDir+"-server",
+		"--apiserver-port", strconv.Itoa(n.apiPort),
+		"--etcd-client-port", strconv.Itoa(n.etcdPort), "--etcd-peer-port", strconv.Itoa(n.etcdPeerPort),
+		"--kubeconfig-out", n.kubecfg, "--v", "2")
+	n.waitFor("the apiserver", 2*time.Minute, func() (bool, error) {
+		select {
+		case err := <-n.serverDone:
+			n.serverDone <- err
+			return false, fmt.Errorf("skiff up exited: skiff server: %v", err)
+		default:
+		}
+		_, _, err := n.kubectlQuiet("get", "--raw", "/readyz")
+		return err == nil, err
+	})
+	out, err := exec.Command(n.bin, "kubeconfig", "--data-dir", serverDir, "--user", "system:node:"+n.name,
+		"--group", "system:nodes", "--server", fmt.Sprintf("https://127.0.0.1:%d", n.apiPort),
+		"--out", n.agentKubeconfig()).CombinedOutput()
+	if err != nil {
+		n.t.Fatalf("skiff kubeconfig for the agent: %v\n%s", err, out)
+	}
+}
+
+func (n *node) agentKubeconfig() string { return n.kubecfg + ".agent" }
+
+func (n *node) agentFlags() []string {
+	return append(append(n.flags(),
+		"--kubeconfig", n.agentKubeconfig(),
+		"--node-name", n.name,
+		"--kubelet-port", strconv.Itoa(n.kubeletPort),
+		"--v", "2",
+	), n.extraFlags...)
+}
+
+// stop sends SIGTERM to skiff (the agent first when split) and waits for a clean exit.
 func (n *node) stop() {
 	n.t.Helper()
-	if n.cmd == nil {
+	n.stopProcess("skiff", n.cmd, n.done)
+	n.cmd = nil
+	n.stopProcess("skiff server", n.serverCmd, n.serverDone)
+	n.serverCmd = nil
+}
+
+func (n *node) stopProcess(what string, cmd *exec.Cmd, done chan error) {
+	n.t.Helper()
+	if cmd == nil {
 		return
 	}
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-n.done:
+	case err := <-done:
 		if err != nil {
-			n.t.Errorf("skiff up did not exit cleanly after SIGTERM: %v", err)
+			n.t.Errorf("%s did not exit cleanly after SIGTERM: %v", what, err)
 		}
 	case <-time.After(60 * time.Second):
-		_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
-		<-n.done
-		n.t.Errorf("skiff up did not exit within 60s of SIGTERM")
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		n.t.Errorf("%s did not exit within 60s of SIGTERM", what)
 	}
-	n.cmd = nil
 }
 
 // teardown stops skiff and removes every pod, network and file it made, even after a

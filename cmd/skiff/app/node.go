@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	criclient "k8s.io/cri-client/pkg"
@@ -182,12 +183,9 @@ func startAgent(ctx context.Context, g *errgroup.Group, o *Options, kubeconfig, 
 		return fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}
 	restConfig.UserAgent = "skiff-agent/" + o.NodeName
-	// kubelet's defaults: client-go's 5 requests/s would queue status writes behind each
-	// other as soon as a few pods start together.
-	restConfig.QPS, restConfig.Burst = 50, 100
-	client, err := kubernetes.NewForConfig(restConfig)
+	client, eventClient, leaseClient, err := agentClients(restConfig)
 	if err != nil {
-		return fmt.Errorf("apiserver client: %w", err)
+		return err
 	}
 	logRotation, err := o.logRotation()
 	if err != nil {
@@ -196,6 +194,8 @@ func startAgent(ctx context.Context, g *errgroup.Group, o *Options, kubeconfig, 
 	a, err := agent.New(agent.Config{
 		NodeName:        o.NodeName,
 		Client:          client,
+		EventClient:     eventClient,
+		LeaseClient:     leaseClient,
 		Runtime:         runtimeService,
 		Images:          imageService,
 		PodCIDR:         o.PodCIDR,
@@ -223,4 +223,29 @@ func dialRuntime(ctx context.Context, endpoint string) (internalapi.RuntimeServi
 		return nil, fmt.Errorf("CRI runtime service at %s: %w", endpoint, err)
 	}
 	return runtimeService, nil
+}
+
+// agentClients are the agent's apiserver clients, split as kubelet splits them: pod and
+// node status under one rate limit, events under their own, and the lease heartbeat under
+// none, with a timeout, so that no burst of the others delays a heartbeat.
+func agentClients(base *rest.Config) (status, events, lease kubernetes.Interface, err error) {
+	// kubelet's defaults: client-go's 5 requests/s would queue status writes behind each
+	// other as soon as a few pods start together.
+	statusConfig := rest.CopyConfig(base)
+	statusConfig.QPS, statusConfig.Burst = 50, 100
+	eventConfig := rest.CopyConfig(base)
+	eventConfig.QPS, eventConfig.Burst = 50, 100
+	leaseConfig := rest.CopyConfig(base)
+	leaseConfig.QPS, leaseConfig.Timeout = -1, 10*time.Second // QPS < 0: no rate limiter
+	for _, c := range []struct {
+		cfg *rest.Config
+		out *kubernetes.Interface
+	}{{statusConfig, &status}, {eventConfig, &events}, {leaseConfig, &lease}} {
+		cs, err := kubernetes.NewForConfig(c.cfg)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("apiserver client: %w", err)
+		}
+		*c.out = cs
+	}
+	return status, events, lease, nil
 }

@@ -111,6 +111,12 @@ func (s *service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 		return nil, err
 	}
 	c := &container{meta: meta, status: containerStatus{State: runtimeapi.ContainerState_CONTAINER_CREATED}}
+	// The process identity goes into ContainerStatus; read it off the spec as it is made
+	// rather than from containerd on the first status call.
+	specOpts = append(specOpts, func(_ context.Context, _ oci.Client, _ *containers.Container, spec *oci.Spec) error {
+		c.user = specUser(spec)
+		return nil
+	})
 	statusExt, err := jsonAny("ContainerStatus", c.status)
 	if err != nil {
 		return nil, err

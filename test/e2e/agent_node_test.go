@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -44,6 +46,67 @@ func TestAgentNode(t *testing.T) {
 	t.Run("why not running", func(t *testing.T) { t.Parallel(); checkWhyNotRunning(t, n) })
 	t.Run("pull progress and slow-pull cancel", func(t *testing.T) { t.Parallel(); checkPullProgress(t, n, slow) })
 	t.Run("log rotation under logs -f", func(t *testing.T) { t.Parallel(); checkLogRotation(t, n) })
+	t.Run("port-forward attach and logs options", func(t *testing.T) { t.Parallel(); checkKubeletAPI(t, n) })
+}
+
+// checkKubeletAPI drives the kubelet API through the apiserver with the stock kubectl:
+// port-forward to nginx, attach to a container's output, and logs with --tail,
+// --timestamps and --since.
+func checkKubeletAPI(t *testing.T, n *node) {
+	applyYAML(t, n, `apiVersion: v1
+kind: Pod
+metadata:
+  name: kapi
+spec:
+  containers:
+  - name: web
+    image: nginx
+  - name: ticker
+    image: nginx
+    command: ["sh", "-c", "i=0; while true; do echo tick-$i; i=$((i+1)); sleep 0.2; done"]
+`)
+	waitPod(t, n, "kapi", "Running", 2*time.Minute, func(p corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+
+	// port-forward on a port the kernel picks; kubectl prints it.
+	pf := exec.Command("kubectl", "--kubeconfig", n.kubecfg, "--cache-dir", n.cacheDir,
+		"port-forward", "--address", "127.0.0.1", "pod/kapi", ":80")
+	var pfErr bytes.Buffer
+	pf.Stderr = &pfErr
+	stdout, err := pf.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pf.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = pf.Process.Kill(); _ = pf.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	m := regexp.MustCompile(`Forwarding from 127\.0\.0\.1:(\d+) -> 80`).FindStringSubmatch(line)
+	if err != nil || m == nil {
+		t.Fatalf("kubectl port-forward said %q (%v), stderr %q", line, err, pfErr.String())
+	}
+	curlNginx(t, "127.0.0.1:"+m[1])
+
+	// attach: the ticker's output as it comes.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, "kubectl", "--kubeconfig", n.kubecfg, "--cache-dir", n.cacheDir,
+		"attach", "kapi", "-c", "ticker").Output()
+	if ticks := regexp.MustCompile(`(?m)^tick-\d+$`).FindAllString(string(out), -1); len(ticks) < 3 {
+		t.Errorf("kubectl attach for 3s gave %q, want the ticks written meanwhile", out)
+	}
+
+	logs := kc(t, n, "logs", "kapi", "-c", "ticker", "--tail", "2", "--timestamps")
+	lines := strings.Split(strings.TrimSpace(logs), "\n")
+	stamped := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z tick-\d+$`)
+	if len(lines) != 2 || !stamped.MatchString(lines[0]) || !stamped.MatchString(lines[1]) {
+		t.Errorf("logs --tail 2 --timestamps = %q", logs)
+	}
+	all := strings.Count(kc(t, n, "logs", "kapi", "-c", "ticker"), "\n")
+	recent := strings.Count(kc(t, n, "logs", "kapi", "-c", "ticker", "--since", "1s"), "\n")
+	if recent == 0 || recent >= all || recent > 10 {
+		t.Errorf("logs --since 1s gave %d lines of %d, want the last second's (about 5)", recent, all)
+	}
 }
 
 // startSlowMirror serves slowImage (the nginx stand-in) throttled to 100 kB/s from a

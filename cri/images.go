@@ -99,6 +99,15 @@ func (s *service) listImages(ctx context.Context) ([]*criImage, error) {
 	return s.images.index.get(func() ([]*criImage, error) { return s.readImages(ctx) })
 }
 
+// reloadImages lists the images again after a change, so that the next status call finds
+// the index warm; the change's own caller (a pull, a removal) pays for the listing.
+func (s *service) reloadImages(ctx context.Context) {
+	s.images.index.invalidate()
+	if _, err := s.listImages(context.WithoutCancel(ctx)); err != nil {
+		klog.FromContext(ctx).V(4).Info("Reload image index", "err", err)
+	}
+}
+
 // readImages is listImages without the index.
 func (s *service) readImages(ctx context.Context) ([]*criImage, error) {
 	records, err := s.client.ImageService().List(ctx)
@@ -256,7 +265,7 @@ func (s *service) pullImage(ctx context.Context, named reference.Named, auth *ru
 		return "", err
 	}
 	defer func() { release(err != nil) }()
-	defer s.images.index.invalidate()
+	defer s.reloadImages(ctx)
 	img, err := s.client.Pull(ctx, ref,
 		containerd.WithResolver(s.resolver(ctx, auth, progress)),
 		containerd.WithPullUnpack,
@@ -401,7 +410,7 @@ func (s *service) RemoveImage(ctx context.Context, req *runtimeapi.RemoveImageRe
 		return nil, fmt.Errorf("image %s (%s) is pinned by the runtime: %w", ci.info.id, strings.Join(ci.names, ", "),
 			errdefs.ErrFailedPrecondition)
 	}
-	defer s.images.index.invalidate()
+	defer s.reloadImages(ctx)
 	is := s.client.ImageService()
 	for i, name := range ci.names {
 		var opts []images.DeleteOpt

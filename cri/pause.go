@@ -149,7 +149,7 @@ func (s *service) importPauseImage(ctx context.Context) error {
 
 // putImageRecord creates an image record or points an existing one at img's target.
 func (s *service) putImageRecord(ctx context.Context, img images.Image) error {
-	defer s.images.index.invalidate()
+	defer s.reloadImages(ctx)
 	is := s.client.ImageService()
 	if _, err := is.Create(ctx, img); err == nil || !errors.Is(err, errdefs.ErrAlreadyExists) {
 		return err

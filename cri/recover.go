@@ -214,7 +214,7 @@ func (s *service) followEvents(ctx context.Context, ch <-chan *events.Envelope, 
 			return
 		case env := <-ch:
 			if strings.HasPrefix(env.Topic, "/images/") {
-				s.images.index.invalidate()
+				s.reloadImages(ctx)
 				continue
 			}
 			v, err := typeurl.UnmarshalAny(env.Event)

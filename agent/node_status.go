@@ -251,18 +251,20 @@ func (a *Agent) nodeStatus(ctx context.Context, cur *v1.Node) v1.NodeStatus {
 	if cur != nil {
 		prev = cur.Status.Conditions
 	}
-	ready, handlers := a.runtimeState(ctx)
-	st.Conditions = nodeConditions(prev, a.pressureConditions(ctx), ready)
+	ready, network, handlers := a.runtimeState(ctx)
+	st.Conditions = nodeConditions(prev, append(a.pressureConditions(ctx), network), ready)
 	st.RuntimeHandlers = handlers
 	return st
 }
 
 // runtimeState asks the runtime whether it and its network are ready, and which
 // handlers (runtime classes) it offers.
-func (a *Agent) runtimeState(ctx context.Context) (v1.NodeCondition, []v1.NodeRuntimeHandler) {
+func (a *Agent) runtimeState(ctx context.Context) (ready, network v1.NodeCondition, _ []v1.NodeRuntimeHandler) {
 	resp, err := a.cfg.Runtime.Status(ctx, false)
 	if err != nil {
-		return notReadyCondition(fmt.Sprintf("container runtime is down: %v", err)), nil
+		msg := fmt.Sprintf("container runtime is down: %v", err)
+		return notReadyCondition(msg), v1.NodeCondition{Type: v1.NodeNetworkUnavailable, Status: v1.ConditionUnknown,
+			Reason: "RuntimeUnreachable", Message: msg}, nil
 	}
 	var handlers []v1.NodeRuntimeHandler
 	for _, h := range resp.GetRuntimeHandlers() {
@@ -275,7 +277,19 @@ func (a *Agent) runtimeState(ctx context.Context) (v1.NodeCondition, []v1.NodeRu
 		}
 		handlers = append(handlers, nh)
 	}
-	return readyFromStatus(resp.GetStatus()), handlers
+	return readyFromStatus(resp.GetStatus()), networkFromStatus(resp.GetStatus()), handlers
+}
+
+// networkFromStatus is the node's NetworkUnavailable condition, from the runtime's
+// NetworkReady: skiff's agent owns the pod network (as flannel or Calico would, which set
+// this condition on their nodes; kubelet leaves it to them).
+func networkFromStatus(st *runtimeapi.RuntimeStatus) v1.NodeCondition {
+	if cond := findRuntimeCondition(st, runtimeapi.NetworkReady); cond == nil || !cond.Status {
+		return v1.NodeCondition{Type: v1.NodeNetworkUnavailable, Status: v1.ConditionTrue, Reason: "NetworkNotReady",
+			Message: runtimeConditionMessage(runtimeapi.NetworkReady, cond)}
+	}
+	return v1.NodeCondition{Type: v1.NodeNetworkUnavailable, Status: v1.ConditionFalse, Reason: "NetworkReady",
+		Message: "the container runtime reports the pod network ready"}
 }
 
 func notReadyCondition(msg string) v1.NodeCondition {

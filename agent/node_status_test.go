@@ -70,14 +70,22 @@ func TestNodeNotReadyWhenNetworkIsNot(t *testing.T) {
 		{Type: runtimeapi.RuntimeReady, Status: true},
 		{Type: runtimeapi.NetworkReady, Status: false, Reason: "NetworkPluginNotReady", Message: "cni config uninitialized"},
 	}}
-	cond, _ := env.agent.runtimeState(context.Background())
+	cond, network, _ := env.agent.runtimeState(context.Background())
 	if cond.Status != v1.ConditionFalse || cond.Reason != "KubeletNotReady" ||
 		!strings.Contains(cond.Message, "NetworkReady=false reason:NetworkPluginNotReady message:cni config uninitialized") {
 		t.Errorf("ready condition %+v", cond)
 	}
+	if network.Type != v1.NodeNetworkUnavailable || network.Status != v1.ConditionTrue || network.Reason != "NetworkNotReady" ||
+		!strings.Contains(network.Message, "cni config uninitialized") {
+		t.Errorf("network condition %+v", network)
+	}
 	env.runtime.FakeStatus = readyRuntimeStatus()
-	if cond, _ := env.agent.runtimeState(context.Background()); cond.Status != v1.ConditionTrue || cond.Reason != "KubeletReady" {
+	cond, network, _ = env.agent.runtimeState(context.Background())
+	if cond.Status != v1.ConditionTrue || cond.Reason != "KubeletReady" {
 		t.Errorf("ready condition %+v", cond)
+	}
+	if network.Status != v1.ConditionFalse || network.Reason != "NetworkReady" {
+		t.Errorf("network condition %+v", network)
 	}
 }
 

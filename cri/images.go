@@ -58,6 +58,10 @@ type criImage struct {
 	names  []string
 	pinned bool
 	target ocispec.Descriptor
+	// Worked out once when the index is read, since status calls ask for them each time;
+	// shared, so never modified.
+	tags, digests []string
+	cri           *runtimeapi.Image
 }
 
 func (s *service) imageInfo(ctx context.Context, img images.Image) (*imageInfo, error) {
@@ -135,6 +139,8 @@ func (s *service) readImages(ctx context.Context) ([]*criImage, error) {
 	}
 	for _, ci := range out {
 		sort.Strings(ci.names)
+		ci.tags, ci.digests = ci.splitRefs()
+		ci.cri = ci.buildCRI()
 	}
 	return out, nil
 }
@@ -186,14 +192,20 @@ func normalizeImageRef(ref string) (reference.Named, error) {
 	return named, nil
 }
 
-func (ci *criImage) toCRI() *runtimeapi.Image {
+// toCRI is the image as CRI reports it. The message is shared: callers must not modify it.
+func (ci *criImage) toCRI() *runtimeapi.Image { return ci.cri }
+
+// refs are the image's repo tags and repo digests.
+func (ci *criImage) refs() (tags, digests []string) { return ci.tags, ci.digests }
+
+func (ci *criImage) buildCRI() *runtimeapi.Image {
 	img := &runtimeapi.Image{
 		Id:     ci.info.id,
 		Size:   uint64(ci.info.size),
 		Spec:   &runtimeapi.ImageSpec{Image: ci.info.id},
 		Pinned: ci.pinned,
 	}
-	img.RepoTags, img.RepoDigests = ci.refs()
+	img.RepoTags, img.RepoDigests = ci.tags, ci.digests
 	uid, name := imageUser(ci.info.config.User)
 	if uid != nil {
 		img.Uid = &runtimeapi.Int64Value{Value: *uid}
@@ -202,8 +214,8 @@ func (ci *criImage) toCRI() *runtimeapi.Image {
 	return img
 }
 
-// refs splits the image's names into repo tags and repo digests.
-func (ci *criImage) refs() (tags, digests []string) {
+// splitRefs splits the image's names into repo tags and repo digests.
+func (ci *criImage) splitRefs() (tags, digests []string) {
 	for _, n := range ci.names {
 		if _, isID := asImageID(n); isID {
 			continue

@@ -248,7 +248,7 @@ func TestImageNames(t *testing.T) {
 		}
 	}
 	ci := &criImage{names: []string{"docker.io/library/nginx:latest", "docker.io/library/nginx@sha256:" + hex64('d'), "sha256:" + hex64('e')}}
-	tags, digests := ci.refs()
+	tags, digests := ci.splitRefs()
 	if !reflect.DeepEqual(tags, []string{"docker.io/library/nginx:latest"}) || !reflect.DeepEqual(digests, []string{"docker.io/library/nginx@sha256:" + hex64('d')}) {
 		t.Errorf("refs = %q, %q", tags, digests)
 	}

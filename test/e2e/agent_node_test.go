@@ -139,10 +139,11 @@ func getNode(t *testing.T, n *node) corev1.Node {
 func checkNodeStatus(t *testing.T, n *node) {
 	node := getNode(t, n)
 	want := map[corev1.NodeConditionType]string{
-		corev1.NodeMemoryPressure: "KubeletHasSufficientMemory",
-		corev1.NodeDiskPressure:   "KubeletHasNoDiskPressure",
-		corev1.NodePIDPressure:    "KubeletHasSufficientPID",
-		corev1.NodeReady:          "KubeletReady",
+		corev1.NodeMemoryPressure:     "KubeletHasSufficientMemory",
+		corev1.NodeDiskPressure:       "KubeletHasNoDiskPressure",
+		corev1.NodePIDPressure:        "KubeletHasSufficientPID",
+		corev1.NodeReady:              "KubeletReady",
+		corev1.NodeNetworkUnavailable: "NetworkReady",
 	}
 	for _, c := range node.Status.Conditions {
 		reason, ok := want[c.Type]
@@ -150,7 +151,7 @@ func checkNodeStatus(t *testing.T, n *node) {
 			continue
 		}
 		delete(want, c.Type)
-		wantStatus := corev1.ConditionFalse
+		wantStatus := corev1.ConditionFalse // pressure conditions, NetworkUnavailable
 		if c.Type == corev1.NodeReady {
 			wantStatus = corev1.ConditionTrue
 		}

@@ -129,6 +129,7 @@ func (a *Agent) kubeletHandler() http.Handler {
 	mux.Handle("/exec/{namespace}/{pod}/{container}", a.authenticated(a.serveExec))
 	mux.Handle("/attach/{namespace}/{pod}/{container}", a.authenticated(a.serveAttach))
 	mux.Handle("/portForward/{namespace}/{pod}", a.authenticated(a.servePortForward))
+	mux.Handle("GET /pods", a.authenticated(a.servePods))
 	mux.Handle("GET /metrics", a.authenticated(a.serveMetrics))
 	mux.Handle("GET /stats/summary", a.authenticated(a.serveStatsSummary))
 	return mux

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	v1 "k8s.io/api/core/v1"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -123,4 +125,30 @@ type execRuntime struct {
 func (r *execRuntime) Exec(_ context.Context, req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
 	r.reqs <- req
 	return &runtimeapi.ExecResponse{Url: r.url}, nil
+}
+
+// TestKubeletAPIPods: /pods lists the node's pods with the status the agent wrote, for
+// authenticated callers only.
+func TestKubeletAPIPods(t *testing.T) {
+	env := newTestEnv(t, nil, testPod("web", "uid-1"), testPod("api", "uid-2"))
+	env.agent.cfg.ClientCAFile, _ = testCA(t) // requests below are authenticated by authed()
+	env.start()
+	h := env.agent.kubeletHandler()
+	if rec := serve(h, httptest.NewRequest("GET", "/pods", nil)); rec.Code != http.StatusForbidden {
+		t.Errorf("/pods without a client certificate: %d", rec.Code)
+	}
+	env.eventually("both pods Running in /pods", func() bool {
+		rec := serve(h, authed(httptest.NewRequest("GET", "/pods", nil)))
+		var list v1.PodList
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &list) != nil {
+			t.Fatalf("/pods: %d %s", rec.Code, rec.Body.String())
+		}
+		if list.Kind != "PodList" || len(list.Items) != 2 {
+			return false // the informer is still filling
+		}
+		if list.Items[0].Name != "api" || list.Items[1].Name != "web" {
+			t.Fatalf("/pods items not sorted by name: %s, %s", list.Items[0].Name, list.Items[1].Name)
+		}
+		return list.Items[0].Status.Phase == v1.PodRunning && list.Items[1].Status.Phase == v1.PodRunning
+	})
 }

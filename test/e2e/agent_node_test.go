@@ -246,6 +246,18 @@ spec:
 		t.Errorf("statspod not in stats/summary: %s", raw)
 	}
 
+	var pods corev1.PodList
+	if err := json.Unmarshal([]byte(kc(t, n, "get", "--raw", "/api/v1/nodes/"+n.name+"/proxy/pods")), &pods); err != nil {
+		t.Errorf("kubelet /pods: %v", err)
+	}
+	listed := false
+	for _, p := range pods.Items {
+		listed = listed || p.Name == "statspod" && p.Status.Phase == corev1.PodRunning
+	}
+	if !listed {
+		t.Errorf("kubelet /pods lacks statspod Running: %d pods", len(pods.Items))
+	}
+
 	metrics := kc(t, n, "get", "--raw", "/api/v1/nodes/"+n.name+"/proxy/metrics")
 	for _, re := range []string{
 		`(?m)^kubelet_running_pods [1-9][0-9]*$`,

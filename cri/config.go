@@ -24,6 +24,9 @@ type Network interface {
 	Detach(ctx context.Context, pod network.Pod) error
 	// RemoveNetns unmounts and removes a namespace created by CreateNetns; it is idempotent.
 	RemoveNetns(path string) error
+	// Sandboxes lists the sandboxes holding network state (a netns, a cached ADD, an
+	// IP), by ID, with their netns path or "".
+	Sandboxes() (map[string]string, error)
 }
 
 // Defaults for Config.

@@ -23,11 +23,12 @@ type fakeNetwork struct {
 	nextIP    byte
 	attached  map[string]network.Pod // by sandbox ID
 	netns     map[string]bool        // live netns paths
+	netnsOf   map[string]string      // sandbox ID -> the netns path made for it
 	detaches  int
 }
 
 func newFakeNetwork(prefix string) *fakeNetwork {
-	return &fakeNetwork{prefix: prefix, nextIP: 2, attached: map[string]network.Pod{}, netns: map[string]bool{}}
+	return &fakeNetwork{prefix: prefix, nextIP: 2, attached: map[string]network.Pod{}, netns: map[string]bool{}, netnsOf: map[string]string{}}
 }
 
 func (f *fakeNetwork) SetPodCIDR(cidr string) error {
@@ -56,8 +57,24 @@ func (f *fakeNetwork) CreateNetns(id string) (string, error) {
 	path := "/var/run/netns/" + name
 	f.mu.Lock()
 	f.netns[path] = true
+	f.netnsOf[id] = path
 	f.mu.Unlock()
 	return path, nil
+}
+
+func (f *fakeNetwork) Sandboxes() (map[string]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	held := map[string]string{}
+	for id := range f.attached {
+		held[id] = ""
+	}
+	for id, path := range f.netnsOf {
+		if f.netns[path] {
+			held[id] = path
+		}
+	}
+	return held, nil
 }
 
 func (f *fakeNetwork) Attach(_ context.Context, pod network.Pod) (*network.Result, error) {

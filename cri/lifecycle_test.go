@@ -13,6 +13,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"google.golang.org/grpc/codes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-sh/skiff/network"
 )
 
 func TestIntegrationPodLifecycle(t *testing.T) {
@@ -414,5 +416,50 @@ func TestIntegrationSandboxNetworkFailureCleansUp(t *testing.T) {
 	}
 	if _, err := e.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: run.PodSandboxId}); err != nil {
 		t.Fatalf("RemovePodSandbox: %v", err)
+	}
+}
+
+// TestIntegrationRestartReleasesLostSandboxes: a RunPodSandbox cut short by a crash leaves
+// a netns, an IP and a directory but no pause container; the restarted server gives them
+// back and leaves the sandboxes containerd has alone.
+func TestIntegrationRestartReleasesLostSandboxes(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := e.ctx
+	kept, err := e.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: podConfig("kept", "")})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	lost := newID()
+	netns, err := e.net.CreateNetns(lost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.net.Attach(ctx, network.Pod{ID: lost, NetnsPath: netns}); err != nil {
+		t.Fatal(err)
+	}
+	lostDir := filepath.Join(e.cfg.RootDir, "sandboxes", lost)
+	if err := os.MkdirAll(lostDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	e.stopServer()
+	e.startServer()
+
+	held, _ := e.net.Sandboxes()
+	if _, ok := held[lost]; ok {
+		t.Errorf("the lost sandbox still holds network state: %v", held)
+	}
+	if _, err := os.Stat(lostDir); !os.IsNotExist(err) {
+		t.Errorf("the lost sandbox's directory is still there: %v", err)
+	}
+	if path, ok := held[kept.PodSandboxId]; !ok || path == "" {
+		t.Errorf("the kept sandbox lost its network: %v", held)
+	}
+	st, err := e.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: kept.PodSandboxId})
+	if err != nil || st.Status.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		t.Fatalf("kept sandbox after the restart: %v, %v", st, err)
+	}
+	if _, err := os.Stat(filepath.Join(e.cfg.RootDir, "sandboxes", kept.PodSandboxId)); err != nil {
+		t.Errorf("the kept sandbox's directory: %v", err)
 	}
 }

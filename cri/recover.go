@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,11 +19,14 @@ import (
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/skiff-sh/skiff/network"
 )
 
 // recover rebuilds the stores from the containers skiff labelled in containerd,
 // re-attaching to running tasks and recording exits that happened while no server ran.
 func (s *service) recover(ctx context.Context) error {
+	sandboxIDs := map[string]bool{} // every sandbox containerd has, recovered or not
 	for _, kind := range []string{kindSandbox, kindContainer} {
 		list, err := s.client.Containers(ctx, fmt.Sprintf(`labels."%s"==%s`, labelKind, kind))
 		if err != nil {
@@ -31,6 +35,7 @@ func (s *service) recover(ctx context.Context) error {
 		for _, cc := range list {
 			var err error
 			if kind == kindSandbox {
+				sandboxIDs[cc.ID()] = true
 				err = s.recoverSandbox(ctx, cc)
 			} else {
 				err = s.recoverContainer(ctx, cc)
@@ -43,7 +48,45 @@ func (s *service) recover(ctx context.Context) error {
 	}
 	klog.FromContext(ctx).Info("Recovered state from containerd",
 		"sandboxes", len(s.store.listSandboxes()), "containers", len(s.store.listContainers()))
+	s.releaseLostSandboxes(ctx, sandboxIDs)
 	return nil
+}
+
+// releaseLostSandboxes gives back what sandboxes that never made it into containerd hold:
+// a RunPodSandbox cut short by a crash leaves its netns, IP and directory behind, and no
+// pause container to find them by. Anything of a sandbox containerd still has is kept,
+// whether its recovery worked or not.
+func (s *service) releaseLostSandboxes(ctx context.Context, known map[string]bool) {
+	logger := klog.FromContext(ctx)
+	if s.cfg.Network != nil {
+		held, err := s.cfg.Network.Sandboxes()
+		if err != nil {
+			logger.Error(err, "Listing the network state of sandboxes; some may be incomplete")
+		}
+		for id, netns := range held {
+			if known[id] {
+				continue
+			}
+			err := errors.Join(s.cfg.Network.Detach(ctx, network.Pod{ID: id, NetnsPath: netns}), s.cfg.Network.RemoveNetns(netns))
+			if err != nil {
+				logger.Error(err, "Releasing the network of a lost sandbox", "podSandboxID", id)
+				continue
+			}
+			logger.Info("Released the network of a sandbox lost in a crash", "podSandboxID", id)
+		}
+	}
+	dirs, err := os.ReadDir(filepath.Join(s.cfg.RootDir, "sandboxes"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		logger.Error(err, "Listing sandbox directories")
+	}
+	for _, d := range dirs {
+		if known[d.Name()] {
+			continue
+		}
+		if err := errors.Join(s.unmountSandboxShm(d.Name()), os.RemoveAll(s.sandboxDir(d.Name()))); err != nil {
+			logger.Error(err, "Removing the directory of a lost sandbox", "podSandboxID", d.Name())
+		}
+	}
 }
 
 // extension decodes one of our JSON extensions of a containerd container.

@@ -50,6 +50,7 @@ func (r *recordingNetwork) Detach(_ context.Context, p network.Pod) error {
 	r.calls = append(r.calls, "detach "+p.ID)
 	return nil
 }
+func (r *recordingNetwork) Sandboxes() (map[string]string, error) { return nil, nil }
 func (r *recordingNetwork) RemoveNetns(path string) error {
 	r.calls = append(r.calls, "remove "+path)
 	return nil

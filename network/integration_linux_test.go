@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -580,4 +581,56 @@ func mustReady(t *testing.T, m *Manager) *Manager {
 		t.Fatalf("Ready: %v", err)
 	}
 	return m
+}
+
+// TestSandboxes: what a runtime restarted after a crash finds of its pods' network state.
+func TestSandboxes(t *testing.T) {
+	env := newTestEnv(t)
+	m := env.m
+	ctx := context.Background()
+	var pods []Pod
+	for i := range 2 {
+		id := fmt.Sprintf("sbx-%s-%d", env.suffix, i)
+		netns, err := m.CreateNetns(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod := Pod{ID: id, Namespace: "default", Name: id, UID: id, NetnsPath: netns}
+		if _, err := m.Attach(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		pods = append(pods, pod)
+	}
+	// The first pod's netns is gone (its runtime died after removing it).
+	if err := m.RemoveNetns(pods[0].NetnsPath); err != nil {
+		t.Fatal(err)
+	}
+	// A sandbox whose ADD was cut short after host-local reserved its IP.
+	cut := "cut-" + env.suffix
+	reservation := filepath.Join(m.cfg.ipamDataDir(), m.cfg.NetworkName, "10.0.0.250")
+	if err := os.WriteFile(reservation, []byte(cut+"\neth0"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := m.Sandboxes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{pods[0].ID: "", pods[1].ID: pods[1].NetnsPath, cut: ""}
+	if !maps.Equal(got, want) {
+		t.Errorf("Sandboxes() = %v, want %v", got, want)
+	}
+	if err := os.Remove(reservation); err != nil {
+		t.Fatal(err)
+	}
+	for _, pod := range pods {
+		if err := m.Detach(ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.RemoveNetns(pods[1].NetnsPath); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := m.Sandboxes(); err != nil || len(got) != 0 {
+		t.Errorf("after Detach: Sandboxes() = %v, %v", got, err)
+	}
 }

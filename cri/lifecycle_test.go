@@ -10,6 +10,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/cio"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"google.golang.org/grpc/codes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -462,4 +463,71 @@ func TestIntegrationRestartReleasesLostSandboxes(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.cfg.RootDir, "sandboxes", kept.PodSandboxId)); err != nil {
 		t.Errorf("the kept sandbox's directory: %v", err)
 	}
+}
+
+// TestIntegrationRestartAfterStartCutShort: StartContainer made the task and the server died
+// before recording the start. A task that never started is dropped and the container can
+// still be started; one that was started is adopted as running.
+func TestIntegrationRestartAfterStartCutShort(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := e.ctx
+	e.startRegistry()
+	if _, err := e.img.PullImage(ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: "busybox"}}); err != nil {
+		t.Fatalf("PullImage: %v", err)
+	}
+	pod := podConfig("cutshort", "")
+	run, err := e.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(name string) string {
+		resp, err := e.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: run.PodSandboxId, SandboxConfig: pod,
+			Config: &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name},
+				Image: &runtimeapi.ImageSpec{Image: "busybox"}, Command: []string{"sleep", "1000"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.ContainerId
+	}
+	neverStarted, started := create("never"), create("started")
+	c, err := containerd.New(e.daemon.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	nsCtx := namespaces.WithNamespace(ctx, e.cfg.Namespace)
+	for _, id := range []string{neverStarted, started} {
+		cc, err := c.LoadContainer(nsCtx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		task, err := cc.NewTask(nsCtx, cio.NullIO)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id == started {
+			if err := task.Start(nsCtx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	e.stopServer()
+	e.startServer()
+
+	if st := e.containerStatus(neverStarted); st.State != runtimeapi.ContainerState_CONTAINER_CREATED {
+		t.Errorf("never-started container after the restart: %v", st.State)
+	}
+	if _, err := e.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: neverStarted}); err != nil {
+		t.Errorf("StartContainer after the restart: %v", err)
+	}
+	e.waitState(neverStarted, runtimeapi.ContainerState_CONTAINER_RUNNING)
+	st := e.containerStatus(started)
+	if st.State != runtimeapi.ContainerState_CONTAINER_RUNNING || st.StartedAt == 0 {
+		t.Errorf("started container after the restart: %v, startedAt %d", st.State, st.StartedAt)
+	}
+	if _, err := e.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: started}); err != nil {
+		t.Errorf("StopContainer of the adopted container: %v", err)
+	}
+	e.waitState(started, runtimeapi.ContainerState_CONTAINER_EXITED)
 }

@@ -93,15 +93,20 @@ func (l *containerLog) start(cfg cio.Config) (cio.IO, error) {
 	if l.tty {
 		cfg.Stderr = ""
 	}
-	l.fifoDir = filepath.Dir(cfg.Stdout)
+	if cfg.Stdout != "" {
+		l.fifoDir = filepath.Dir(cfg.Stdout) // removed with the task's output
+	}
 	// A nil closer: closing our ends must not remove the FIFOs.
 	dio, err := cio.NewDirectIO(context.Background(), cio.NewFIFOSet(cfg, nil))
 	if err != nil {
 		return nil, err
 	}
 	l.dio = dio
-	l.copiers.Add(1)
-	go l.copy("stdout", dio.Stdout)
+	// A task made without output (not by skiff) has no stdout FIFO to read.
+	if dio.Stdout != nil {
+		l.copiers.Add(1)
+		go l.copy("stdout", dio.Stdout)
+	}
 	if dio.Stderr != nil {
 		l.copiers.Add(1)
 		go l.copy("stderr", dio.Stderr)

@@ -154,6 +154,9 @@ func (s *service) recoverContainer(ctx context.Context, cc containerd.Container)
 	}
 	switch c.status.State {
 	case runtimeapi.ContainerState_CONTAINER_CREATED:
+		if err := s.recoverCreated(ctx, cc, c); err != nil {
+			return err
+		}
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
 		c.exited = closedChan()
 	default: // running, or a start that was cut short
@@ -162,6 +165,35 @@ func (s *service) recoverContainer(ctx context.Context, cc containerd.Container)
 		}
 	}
 	s.store.addContainer(c)
+	return nil
+}
+
+// recoverCreated handles a container recorded as created whose StartContainer a crash cut
+// short after the task was made: a task that never started is deleted, so that the next
+// StartContainer makes its own; one that runs (or ran) is adopted like any other.
+func (s *service) recoverCreated(ctx context.Context, cc containerd.Container, c *container) error {
+	task, err := cc.Task(ctx, nil)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load task: %w", err)
+	}
+	st, err := task.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("task status: %w", err)
+	}
+	if st.Status != containerd.Created {
+		// The start was never recorded: now is the closest start time there is.
+		c.status.StartedAt = nowNano()
+		if err := s.recoverTask(ctx, cc, c); err != nil {
+			return err
+		}
+		return s.saveStatus(ctx, c)
+	}
+	if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete a task that never started: %w", err)
+	}
 	return nil
 }
 

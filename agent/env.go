@@ -10,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/skiff-sh/skiff/volumes"
 )
 
 // containerEnv resolves a container's environment in kubelet's order: envFrom sources
@@ -140,19 +142,10 @@ func optionalMissing(optional *bool, err error) (string, bool, error) {
 
 // podFieldValue resolves the downward-API field paths the API server allows in env.
 func (a *Agent) podFieldValue(pod *v1.Pod, path string, podIPs []string) (string, error) {
-	if k, ok := subscript(path, "metadata.labels"); ok {
-		return pod.Labels[k], nil
-	}
-	if k, ok := subscript(path, "metadata.annotations"); ok {
-		return pod.Annotations[k], nil
+	if v, ok := volumes.MetadataFieldValue(pod, path); ok {
+		return v, nil
 	}
 	switch path {
-	case "metadata.name":
-		return pod.Name, nil
-	case "metadata.namespace":
-		return pod.Namespace, nil
-	case "metadata.uid":
-		return string(pod.UID), nil
 	case "spec.nodeName":
 		return pod.Spec.NodeName, nil
 	case "spec.serviceAccountName":
@@ -168,15 +161,6 @@ func (a *Agent) podFieldValue(pod *v1.Pod, path string, podIPs []string) (string
 		return strings.Join(podIPs, ","), nil
 	}
 	return "", fmt.Errorf("unsupported fieldPath %q", path)
-}
-
-// subscript parses "prefix['key']".
-func subscript(path, prefix string) (string, bool) {
-	rest, ok := strings.CutPrefix(path, prefix+"['")
-	if !ok || !strings.HasSuffix(rest, "']") {
-		return "", false
-	}
-	return strings.TrimSuffix(rest, "']"), true
 }
 
 func envMap(kvs []*runtimeapi.KeyValue) map[string]string {

@@ -8,6 +8,9 @@
 //	paths, err := m.Setup(ctx, pod, sources) // volume name → host path
 //	err = m.Teardown(ctx, pod.UID)            // unmount tmpfs, remove everything
 //
+// MetadataFieldValue resolves the downward API's metadata field paths (name, namespace,
+// uid, one label or annotation) for the agent's env vars as for downwardAPI volumes.
+//
 // Config also takes an optional EventRecorder (a client-go record.EventRecorder fits),
 // an Allocatable func (what a downwardAPI resourceFieldRef shows for an unset limit) and
 // a Mounter (tests fake the mount table with it).

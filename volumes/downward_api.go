@@ -53,25 +53,37 @@ func (m *Manager) downwardAPIPayload(pod *v1.Pod, items []v1.DownwardAPIVolumeFi
 
 // podFieldValue resolves the fieldRefs a downwardAPI volume may use.
 func podFieldValue(pod *v1.Pod, path string) (string, error) {
-	if key, ok := subscript(path, "metadata.labels"); ok {
-		return pod.Labels[key], nil
-	}
-	if key, ok := subscript(path, "metadata.annotations"); ok {
-		return pod.Annotations[key], nil
+	if v, ok := MetadataFieldValue(pod, path); ok {
+		return v, nil
 	}
 	switch path {
-	case "metadata.name":
-		return pod.Name, nil
-	case "metadata.namespace":
-		return pod.Namespace, nil
-	case "metadata.uid":
-		return string(pod.UID), nil
 	case "metadata.labels":
 		return formatMap(pod.Labels), nil
 	case "metadata.annotations":
 		return formatMap(pod.Annotations), nil
 	}
 	return "", fmt.Errorf("fieldRef %q is not supported in a downwardAPI volume", path)
+}
+
+// MetadataFieldValue resolves the downward API's metadata field paths that both env vars
+// and downwardAPI volumes take: name, namespace, uid, and one label or annotation
+// (metadata.labels['key']). ok is false for any other path.
+func MetadataFieldValue(pod *v1.Pod, path string) (value string, ok bool) {
+	if key, ok := subscript(path, "metadata.labels"); ok {
+		return pod.Labels[key], true
+	}
+	if key, ok := subscript(path, "metadata.annotations"); ok {
+		return pod.Annotations[key], true
+	}
+	switch path {
+	case "metadata.name":
+		return pod.Name, true
+	case "metadata.namespace":
+		return pod.Namespace, true
+	case "metadata.uid":
+		return string(pod.UID), true
+	}
+	return "", false
 }
 
 // subscript parses `prefix['key']`.

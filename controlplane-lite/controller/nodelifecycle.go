@@ -10,7 +10,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	coordlisters "k8s.io/client-go/listers/coordination/v1"
@@ -75,17 +74,7 @@ func newNodeLifecycle(client kubernetes.Interface, factory informers.SharedInfor
 }
 
 func (c *nodeLifecycle) run(ctx context.Context) {
-	logger := klog.FromContext(ctx)
-	logger.Info("Starting node lifecycle controller")
-	defer logger.Info("Shutting down node lifecycle controller")
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return
-	}
-	wait.UntilWithContext(ctx, func(ctx context.Context) {
-		if err := c.monitor(ctx); err != nil {
-			logger.Error(err, "Monitoring nodes failed")
-		}
-	}, nodeMonitorPeriod)
+	runPeriodic(ctx, "node lifecycle controller", c.synced, nodeMonitorPeriod, c.monitor)
 }
 
 // monitor runs one pass over all nodes.

@@ -11,7 +11,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/util/wait"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -56,17 +55,7 @@ func newPodGC(client kubernetes.Interface, podInformer coreinformers.PodInformer
 }
 
 func (gc *podGC) run(ctx context.Context) {
-	logger := klog.FromContext(ctx)
-	logger.Info("Starting pod garbage collector")
-	defer logger.Info("Shutting down pod garbage collector")
-	if !cache.WaitForCacheSync(ctx.Done(), gc.synced...) {
-		return
-	}
-	wait.UntilWithContext(ctx, func(ctx context.Context) {
-		if err := gc.gc(ctx); err != nil {
-			logger.Error(err, "Pod garbage collection failed")
-		}
-	}, podGCPeriod)
+	runPeriodic(ctx, "pod garbage collector", gc.synced, podGCPeriod, gc.gc)
 }
 
 // gc runs one pass; it is only ever called from one goroutine.

@@ -44,7 +44,7 @@ func (a *Agent) containerConfig(ctx context.Context, pod *v1.Pod, in containerSt
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := a.containerMounts(pod, c, in.restartCount)
+	mounts, err := a.containerMounts(ctx, pod, c, in.restartCount)
 	if err != nil {
 		return nil, err
 	}
@@ -78,10 +78,10 @@ func (a *Agent) containerConfig(ctx context.Context, pod *v1.Pod, in containerSt
 }
 
 // containerMounts mounts the termination-message file and the container's volumes.
-func (a *Agent) containerMounts(pod *v1.Pod, c *v1.Container, restartCount int) ([]*runtimeapi.Mount, error) {
+func (a *Agent) containerMounts(ctx context.Context, pod *v1.Pod, c *v1.Container, restartCount int) ([]*runtimeapi.Mount, error) {
 	var mounts []*runtimeapi.Mount
-	for _, vm := range c.VolumeMounts {
-		m, err := a.volumeMount(pod, vm)
+	for i, vm := range c.VolumeMounts {
+		m, err := a.volumeMount(ctx, pod, c.Name, i, vm)
 		var unsupported errVolumeUnsupported
 		if errors.As(err, &unsupported) {
 			// Leaving the mount out lets pods that carry volumes they do not use (the

@@ -173,8 +173,10 @@ func unjoin(err error) []error {
 	return []error{err}
 }
 
-// volumeMount resolves one volumeMount to a CRI mount, from the volumes set up for the pod.
-func (a *Agent) volumeMount(pod *v1.Pod, vm v1.VolumeMount) (*runtimeapi.Mount, error) {
+// volumeMount resolves one volumeMount (the index-th of container) to a CRI mount, from the
+// volumes set up for the pod. A subPath is pinned (volumes.PinSubPath), so that what the
+// container does to its volume meanwhile cannot redirect the runtime's mount.
+func (a *Agent) volumeMount(ctx context.Context, pod *v1.Pod, container string, index int, vm v1.VolumeMount) (*runtimeapi.Mount, error) {
 	var vol *v1.Volume
 	for i := range pod.Spec.Volumes {
 		if pod.Spec.Volumes[i].Name == vm.Name {
@@ -192,7 +194,7 @@ func (a *Agent) volumeMount(pod *v1.Pod, vm v1.VolumeMount) (*runtimeapi.Mount, 
 	}
 	if vm.SubPath != "" {
 		var err error
-		if host, err = subPathHost(host, vm.SubPath); err != nil {
+		if host, err = a.vols.manager.PinSubPath(ctx, pod.UID, vm.Name, container, index, host, vm.SubPath); err != nil {
 			return nil, fmt.Errorf("volume %q subPath: %w", vm.Name, err)
 		}
 	}
@@ -259,27 +261,4 @@ func (e agentEvents) Eventf(obj runtime.Object, eventtype, reason, messageFmt st
 		obj = podRef(pod)
 	}
 	e.a.recorder.Eventf(obj, eventtype, reason, messageFmt, args...)
-}
-
-// subPathHost resolves a subPath inside the volume at root without letting a symlink the
-// container made lead out of it. A subPath may name a file (a configMap key, through its
-// ..data link); only a missing one is created, as a directory with the volume's own mode,
-// so that a non-root container can write where it could write in the volume.
-func subPathHost(root, subPath string) (string, error) {
-	host, err := volumes.ResolveSubPath(root, subPath)
-	if err != nil {
-		return "", err
-	}
-	if _, err := os.Lstat(host); !errors.Is(err, fs.ErrNotExist) {
-		return host, err
-	}
-	rootInfo, err := os.Stat(root)
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(host, rootInfo.Mode().Perm()); err != nil {
-		return "", err
-	}
-	// MkdirAll's mode passes through the umask; the volume's mode is what kubelet gives.
-	return host, os.Chmod(host, rootInfo.Mode().Perm())
 }

@@ -27,7 +27,7 @@ func withConfigMapVolume(volume, configMap string) func(*v1.Pod) {
 // first container, as the container config of its next start would have it.
 func containerMount(t *testing.T, env *testEnv, pod *v1.Pod, containerPath string) string {
 	t.Helper()
-	mounts, err := env.agent.containerMounts(pod, &pod.Spec.Containers[0], 0)
+	mounts, err := env.agent.containerMounts(context.Background(), pod, &pod.Spec.Containers[0], 0)
 	if err != nil {
 		t.Fatalf("containerMounts: %v", err)
 	}

@@ -8,6 +8,10 @@
 //	paths, err := m.Setup(ctx, pod, sources) // volume name → host path
 //	err = m.Teardown(ctx, pod.UID)            // unmount tmpfs, remove everything
 //
+// PinSubPath turns a volumeMount's subPath into a bind mount of its own under
+// <RootDir>/pods/<uid>/volume-subpaths, opened without following symlinks, which is what
+// the runtime mounts (kubelet's safe subPath); Teardown unmounts the pins.
+//
 // MetadataFieldValue resolves the downward API's metadata field paths (name, namespace,
 // uid, one label or annotation) for the agent's env vars as for downwardAPI volumes.
 //

@@ -159,7 +159,27 @@ func (m *Manager) setupVolume(ctx context.Context, pod *v1.Pod, vol *v1.Volume, 
 // Teardown unmounts and removes every volume of the pod; it is safe to call again and
 // for pods it never saw (after an agent restart the mount table is the record).
 func (m *Manager) Teardown(ctx context.Context, podUID types.UID) error {
+	// The subPath pins first: they are bind mounts of paths inside the volumes (or of a
+	// hostPath), so their directory is removed without ever descending into one.
+	subPaths := m.podSubPathsDir(podUID)
+	if err := m.unmountUnder(ctx, podUID, subPaths); err != nil {
+		return err
+	}
+	if err := removePinTargets(subPaths); err != nil {
+		return fmt.Errorf("remove subPath pins of pod %s: %w", podUID, err)
+	}
 	dir := m.podVolumesDir(podUID)
+	if err := m.unmountUnder(ctx, podUID, dir); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove volumes of pod %s: %w", podUID, err)
+	}
+	return nil
+}
+
+// unmountUnder unmounts every mount at or below dir, deepest first, and checks none is left.
+func (m *Manager) unmountUnder(ctx context.Context, podUID types.UID, dir string) error {
 	mounts, err := m.cfg.Mounter.MountPointsUnder(dir)
 	if err != nil {
 		return fmt.Errorf("list mounts of pod %s: %w", podUID, err)
@@ -172,10 +192,49 @@ func (m *Manager) Teardown(ctx context.Context, podUID types.UID) error {
 		}
 		klog.FromContext(ctx).V(4).Info("Unmounted volume", "podUID", podUID, "path", mp)
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("remove volumes of pod %s: %w", podUID, err)
+	if left, err := m.cfg.Mounter.MountPointsUnder(dir); err != nil || len(left) > 0 {
+		return fmt.Errorf("mounts of pod %s left under %s after unmounting: %v %w", podUID, dir, left, err)
 	}
 	return nil
+}
+
+// podSubPathsDir holds the pod's pinned subPaths (PinSubPath):
+// <volume>/<container>/<index>, each an empty directory or file once unmounted.
+func (m *Manager) podSubPathsDir(uid types.UID) string {
+	return filepath.Join(m.cfg.RootDir, "pods", string(uid), "volume-subpaths")
+}
+
+// removePinTargets removes the pins' mount points and their directories, each with a
+// plain remove: a pin still mounted by mistake makes it fail rather than empty the
+// volume behind it.
+func removePinTargets(dir string) error {
+	volumes, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, vol := range volumes {
+		volDir := filepath.Join(dir, vol.Name())
+		containers, _ := os.ReadDir(volDir)
+		for _, c := range containers {
+			cDir := filepath.Join(volDir, c.Name())
+			pins, _ := os.ReadDir(cDir)
+			for _, pin := range pins {
+				if err := os.Remove(filepath.Join(cDir, pin.Name())); err != nil {
+					return err
+				}
+			}
+			if err := os.Remove(cDir); err != nil {
+				return err
+			}
+		}
+		if err := os.Remove(volDir); err != nil {
+			return err
+		}
+	}
+	return os.Remove(dir)
 }
 
 // podVolumesDir is where the volumes of the pod with this UID live.

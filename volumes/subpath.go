@@ -21,9 +21,7 @@ const maxSubPathLinks = 40
 // mount the host's filesystem into a pod.
 //
 // Components that do not exist yet are kept as they are; the caller creates them. The
-// result is checked when it is made, not when runc mounts it: a container that swaps a
-// directory for a symlink in between is not stopped by this (kubelet pins the path with
-// an open file descriptor for that).
+// result is checked when it is made, not when runc mounts it: PinSubPath closes that gap.
 func ResolveSubPath(root, subPath string) (string, error) {
 	if filepath.IsAbs(subPath) {
 		return "", fmt.Errorf("subPath %q must be a relative path", subPath)

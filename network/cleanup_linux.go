@@ -33,7 +33,7 @@ func (m *Manager) Cleanup(ctx context.Context) error {
 	if err := deleteLink(bridge); err != nil {
 		errs = append(errs, err)
 	}
-	if err := m.SyncRoutes(ctx, nil); err != nil {
+	if err := m.syncRouteTable(ctx, nil); err != nil {
 		errs = append(errs, fmt.Errorf("remove pod CIDR routes: %w", err))
 	}
 	if len(errs) == 0 {

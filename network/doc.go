@@ -12,7 +12,8 @@
 //	err = m.Status(ctx, network.Pod{...})        // CNI CHECK
 //	err = m.Detach(ctx, network.Pod{...})        // CNI DEL (idempotent, also without netns)
 //	err = m.RemoveNetns(ns)                      // unmount and remove (idempotent)
-//	err = m.SyncRoutes(ctx, []network.Route{...}) // other nodes' pod CIDRs via their node IPs
+//	err = m.SyncRoutes(ctx, []network.Route{...}) // other nodes' pod CIDRs via their node IPs, reached without NAT
+//	held, err := m.Sandboxes()                   // sandbox ID -> netns, for everything holding network state
 //	err = m.Cleanup(ctx)                         // remove the bridge, the plugins' iptables rules, our routes
 //	err = network.InNetns(ns, func() error {...}) // run code (e.g. a port-forward dial) in a netns
 //
@@ -20,6 +21,9 @@
 // come from Config so that two instances can share a host.
 //
 // The generated network is named Config.NetworkName, and the plugins tag their iptables
-// rules with that name; Cleanup finds them by it. Loopback is a network of its own
-// ("skiff-loopback") that is added before and deleted after the pod network.
+// rules with that name; Cleanup finds them by it. Its bridge does not masquerade per pod:
+// one chain per pod CIDR (masquerade.go, named and tagged like the plugins' own) NATs what
+// leaves the cluster's pod CIDRs. A pod that maps no host port is attached without
+// portmap, and loopback (a network of its own, "skiff-loopback") is added beside the pod
+// network; a DEL uses the config its ADD cached.
 package network

@@ -370,25 +370,42 @@ func TestMasqueradeRules(t *testing.T) {
 		return out
 	}
 	cidr := m.podCIDR
-	want := func(cidr string) []string {
+	want := func(cidr string, others ...string) []string {
 		c := fmt.Sprintf("name: %q id: %q", m.cfg.NetworkName, masqueradeID)
-		return []string{
+		rules := []string{
 			"POSTROUTING -s " + cidr + " -m comment --comment " + c + " -j " + chain,
 			chain + " -d " + cidr + " -m comment --comment " + c + " -j ACCEPT",
-			chain + " ! -d 224.0.0.0/4 -m comment --comment " + c + " -j MASQUERADE",
 		}
+		for _, o := range others {
+			rules = append(rules, chain+" -d "+o+" -m comment --comment "+c+" -j ACCEPT")
+		}
+		return append(rules, chain+" ! -d 224.0.0.0/4 -m comment --comment "+c+" -j MASQUERADE")
 	}
 	if got := natRules(); !slices.Equal(got, want(cidr)) {
 		t.Fatalf("after load: %q\nwant %q", got, want(cidr))
 	}
-	if err := ensureMasquerade(ctx, m.cfg.NetworkName, cidr); err != nil {
+	if err := ensureMasquerade(ctx, m.cfg.NetworkName, cidr, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := natRules(); !slices.Equal(got, want(cidr)) {
 		t.Errorf("ensure twice: %q\nwant %q", got, want(cidr))
 	}
+	// Other nodes' pod CIDRs are reached without NAT; the list follows the nodes.
+	nodes := []string{"10.233.251.0/24", "10.233.252.0/24"}
+	if err := m.syncMasquerade(ctx, nodes); err != nil {
+		t.Fatal(err)
+	}
+	if got := natRules(); !slices.Equal(got, want(cidr, nodes...)) {
+		t.Errorf("with other nodes: %q\nwant %q", got, want(cidr, nodes...))
+	}
+	if err := m.syncMasquerade(ctx, nodes[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if got := natRules(); !slices.Equal(got, want(cidr, nodes[1:]...)) {
+		t.Errorf("after a node left: %q\nwant %q", got, want(cidr, nodes[1:]...))
+	}
 	const other = "10.233.250.0/24"
-	if err := ensureMasquerade(ctx, m.cfg.NetworkName, other); err != nil {
+	if err := ensureMasquerade(ctx, m.cfg.NetworkName, other, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := natRules(); !slices.Equal(got, want(other)) {

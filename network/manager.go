@@ -26,6 +26,9 @@ type Manager struct {
 	// noPortsList is netList without portmap, for pods that map no host port: portmap
 	// does nothing for them on ADD but still runs iptables on DEL. Guarded by mu.
 	noPortsList *libcni.NetworkConfigList
+	// otherPodCIDRs are the other nodes' pod CIDRs (from SyncRoutes), reached without NAT.
+	// Guarded by mu.
+	otherPodCIDRs []string
 	source      string // guarded by mu; the file netList came from
 }
 
@@ -148,7 +151,7 @@ func (m *Manager) loadLocked() error {
 	}
 	if file == m.cfg.generatedConfFile() {
 		if cidr := generatedMasqCIDR(list.Bytes); cidr != "" {
-			if err := ensureMasquerade(ctx, list.Name, cidr); err != nil {
+			if err := ensureMasquerade(ctx, list.Name, cidr, m.otherPodCIDRs); err != nil {
 				return fmt.Errorf("network not ready: %w", err)
 			}
 		}
@@ -231,4 +234,20 @@ func writeFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// syncMasquerade rewrites the generated network's masquerade chain for the pod CIDRs of
+// the other nodes; with a user-supplied network it does nothing.
+func (m *Manager) syncMasquerade(ctx context.Context, podCIDRs []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.otherPodCIDRs = podCIDRs
+	if m.netList == nil || m.source != m.cfg.generatedConfFile() {
+		return nil // applied when the generated config loads
+	}
+	cidr := generatedMasqCIDR(m.netList.Bytes)
+	if cidr == "" {
+		return nil
+	}
+	return ensureMasquerade(ctx, m.netList.Name, cidr, podCIDRs)
 }

@@ -69,10 +69,11 @@ func bridgePlugin(conflist []byte) (bridgeConf, bool) {
 }
 
 // ensureMasquerade makes nat POSTROUTING send traffic from cidr through the network's
-// masquerade chain: ACCEPT (no NAT) towards the pod CIDR itself and multicast, MASQUERADE
-// for the rest. It is idempotent, rewrites the chain when the CIDR changed, and drops jumps
-// left for an older CIDR.
-func ensureMasquerade(ctx context.Context, network, cidr string) error {
+// masquerade chain: ACCEPT (no NAT) towards the pod CIDR itself, the other nodes' pod CIDRs
+// (podCIDRs: pods talk to pods on every node without NAT, as the Kubernetes network model
+// asks) and multicast, MASQUERADE for the rest. It is idempotent, rewrites the chain when
+// anything changed, and drops jumps left for an older CIDR.
+func ensureMasquerade(ctx context.Context, network, cidr string, podCIDRs []string) error {
 	if _, _, err := net.ParseCIDR(cidr); err != nil {
 		return fmt.Errorf("masquerade pod CIDR %q: %w", cidr, err)
 	}
@@ -87,10 +88,11 @@ func ensureMasquerade(ctx context.Context, network, cidr string) error {
 		}
 	}
 	jump := []string{"-s", cidr, "-m", "comment", "--comment", comment, "-j", chain}
-	body := [][]string{
-		{"-d", cidr, "-m", "comment", "--comment", comment, "-j", "ACCEPT"},
-		{"!", "-d", multicastNet, "-m", "comment", "--comment", comment, "-j", "MASQUERADE"},
+	body := [][]string{{"-d", cidr, "-m", "comment", "--comment", comment, "-j", "ACCEPT"}}
+	for _, other := range podCIDRs {
+		body = append(body, []string{"-d", other, "-m", "comment", "--comment", comment, "-j", "ACCEPT"})
 	}
+	body = append(body, []string{"!", "-d", multicastNet, "-m", "comment", "--comment", comment, "-j", "MASQUERADE"})
 	haveJump, haveBody := false, 0
 	var errs []error
 	for _, r := range rules {

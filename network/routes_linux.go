@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -19,7 +20,22 @@ const RouteProtocol = 197
 // SyncRoutes makes the main routing table of the calling thread's network namespace hold
 // exactly routes among the routes marked RouteProtocol: missing ones are added, changed ones
 // replaced, others deleted. Call it with every other node's pod CIDR each time nodes change.
+// Traffic from this node's pods to those CIDRs is then no longer masqueraded (the
+// generated network only), so a pod sees the address of the pod that calls it.
 func (m *Manager) SyncRoutes(ctx context.Context, routes []Route) error {
+	err := m.syncRouteTable(ctx, routes)
+	var podCIDRs []string
+	for _, r := range routes {
+		if _, dst, perr := net.ParseCIDR(r.Dst); perr == nil {
+			podCIDRs = append(podCIDRs, dst.String())
+		}
+	}
+	slices.Sort(podCIDRs)
+	return errors.Join(err, m.syncMasquerade(ctx, slices.Compact(podCIDRs)))
+}
+
+// syncRouteTable is SyncRoutes for the routing table alone.
+func (m *Manager) syncRouteTable(ctx context.Context, routes []Route) error {
 	want := make(map[string]net.IP, len(routes))
 	for _, r := range routes {
 		_, dst, err := net.ParseCIDR(r.Dst)

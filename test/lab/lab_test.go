@@ -262,10 +262,12 @@ func (l *lab) checkNodeToPod(t *testing.T, pods map[string][]corev1.Pod) {
 // API of the client's node.
 func (l *lab) checkPodToPod(t *testing.T, pods map[string][]corev1.Pod) {
 	clients := map[string]string{} // client pod -> target IP
+	targets := map[string]string{} // client pod -> target pod
 	for i := 1; i <= l.nodes; i++ {
 		target := pods[nodeName(i%l.nodes+1)][0]
 		name := fmt.Sprintf("client-%d", i)
 		clients[name] = target.Status.PodIP
+		targets[name] = target.Name
 		manifest := clientPod(name, nodeName(i), target.Status.PodIP)
 		cmd := exec.Command(kubectl, "--kubeconfig", filepath.Join(labDir, "admin.kubeconfig"), "apply", "-f", "-")
 		cmd.Stdin = strings.NewReader(manifest)
@@ -286,6 +288,13 @@ func (l *lab) checkPodToPod(t *testing.T, pods map[string][]corev1.Pod) {
 			continue
 		}
 		t.Logf("pod %s -> %s: %s", name, ip, strings.TrimSpace(logs))
+		// No NAT between pods: nginx logs the client pod's own address.
+		clientIP, _ := l.kubectl("get", "pod", name, "-o", "jsonpath={.status.podIP}")
+		access, err := l.kubectl("logs", targets[name])
+		if err != nil || clientIP == "" || !strings.Contains(access, clientIP+" ") {
+			t.Errorf("pod %s (%s) -> %s: the target's access log does not show the client's address: %v\n%s",
+				name, clientIP, targets[name], err, lastLines(access, 10))
+		}
 	}
 }
 

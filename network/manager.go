@@ -29,7 +29,7 @@ type Manager struct {
 	// otherPodCIDRs are the other nodes' pod CIDRs (from SyncRoutes), reached without NAT.
 	// Guarded by mu.
 	otherPodCIDRs []string
-	source      string // guarded by mu; the file netList came from
+	source        string // guarded by mu; the file netList came from
 }
 
 // New validates cfg and returns a Manager. It touches nothing on the host: configs are

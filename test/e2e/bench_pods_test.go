@@ -59,6 +59,7 @@ func BenchmarkPods(b *testing.B) {
 		rssAfter, serverAfter := processRSS(b, n.cmd.Process.Pid), serverRSS(b, n)
 		anonAfter := processAnonRSS(b, n.cmd.Process.Pid)
 		fmt.Printf("BenchmarkPods round %d: the agent's Go runtime with 100 pods: %s\n", i, agentGoStats(b, client, n.name))
+		saveAgentHeap(b, client, n.name)
 		deleteBenchPods(b, client)
 		lat := res.latencies
 		fmt.Printf("BenchmarkPods round %d: %d pods; create→Running p50=%v p90=%v p99=%v max=%v; "+
@@ -333,4 +334,23 @@ func agentGoStats(b *testing.B, client kubernetes.Interface, node string) string
 		}
 	}
 	return strings.Join(out, ", ")
+}
+
+// saveAgentHeap writes the agent's heap profile, with the pods running, to
+// $SKIFF_BENCH_HEAP (for `go tool pprof`), when that is set.
+func saveAgentHeap(b *testing.B, client kubernetes.Interface, node string) {
+	dst := os.Getenv("SKIFF_BENCH_HEAP")
+	if dst == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	raw, err := client.CoreV1().RESTClient().Get().AbsPath("/api/v1/nodes", node, "proxy", "debug", "pprof", "heap").DoRaw(ctx)
+	if err != nil {
+		b.Logf("agent heap profile: %v", err)
+		return
+	}
+	if err := os.WriteFile(dst, raw, 0o644); err != nil {
+		b.Logf("agent heap profile: %v", err)
+	}
 }

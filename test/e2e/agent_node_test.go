@@ -22,8 +22,10 @@ import (
 	"github.com/skiff-sh/skiff/test/registry/mirror"
 )
 
-// slowImage is served by a mirror of its own that the test throttles.
-const slowImage = "quay.io/skiff-e2e/slow-nginx:1"
+// slowImage is served by a mirror of its own that the test throttles. It is the busybox
+// stand-in, whose blobs no other subtest pulls: a blob the store already has (from the
+// nginx pods beside it) would not be downloaded, and the pull would not be slow.
+const slowImage = "quay.io/skiff-e2e/slow-busybox:1"
 
 // TestAgentNode checks what kubectl shows of the node and of pods that cannot run yet:
 // pressure conditions, stats/summary and metrics through the apiserver's node proxy, the
@@ -109,13 +111,13 @@ spec:
 	}
 }
 
-// startSlowMirror serves slowImage (the nginx stand-in) throttled to 100 kB/s from a
-// mirror of its own, configured in registryConfig next to the fast one.
+// startSlowMirror serves slowImage throttled to 100 kB/s from a mirror of its own,
+// configured in registryConfig next to the fast one.
 func startSlowMirror(t *testing.T, images, registryConfig string) *mirror.Mirror {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	m, err := mirror.Start(ctx, fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		map[string]string{slowImage: filepath.Join(images, "nginx")}, mirror.WithThrottle(100_000))
+		map[string]string{slowImage: filepath.Join(images, "busybox")}, mirror.WithThrottle(100_000))
 	if err != nil {
 		cancel()
 		t.Fatalf("starting the slow mirror: %v", err)
@@ -355,6 +357,7 @@ spec:
   containers:
   - name: app
     image: `+slowImage+`
+    command: ["sleep", "3600"]
 `)
 	progress := regexp.MustCompile(`^Pulling ` + regexp.QuoteMeta(slowImage) + `: [0-9]+\.[0-9]/[0-9]+\.[0-9] MB, [0-9.]+ kB/s$`)
 	pod := waitPod(t, n, "slowpull", "a pull progress message", time.Minute, func(p corev1.Pod) bool {

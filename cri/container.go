@@ -250,7 +250,12 @@ func (s *service) pausePid(_ context.Context, sb *sandbox) (uint32, error) {
 
 // saveStatus persists the container's status extension.
 func (s *service) saveStatus(ctx context.Context, c *container) error {
-	ext, err := jsonAny("ContainerStatus", c.Status())
+	return s.persistStatus(ctx, c, c.Status())
+}
+
+// persistStatus writes st as the container's status extension.
+func (s *service) persistStatus(ctx context.Context, c *container, st containerStatus) error {
+	ext, err := jsonAny("ContainerStatus", st)
 	if err != nil {
 		return err
 	}
@@ -384,30 +389,46 @@ func (s *service) watchContainer(c *container, task containerd.Task, exitCh <-ch
 
 // recordExit moves the container to EXITED with a reason the kubelet understands.
 func (s *service) recordExit(ctx context.Context, c *container, code uint32, at time.Time) {
-	c.mu.Lock()
-	c.logs = nil
-	c.status.State = runtimeapi.ContainerState_CONTAINER_EXITED
-	c.status.Pid = 0
-	c.status.ExitCode = int32(code)
 	if at.IsZero() {
 		at = time.Now()
 	}
-	c.status.FinishedAt = at.UnixNano()
+	c.mu.Lock()
+	st := c.status
+	st.State = runtimeapi.ContainerState_CONTAINER_EXITED
+	st.Pid = 0
+	st.ExitCode = int32(code)
+	st.FinishedAt = at.UnixNano()
 	switch {
 	case c.oomKilled:
-		c.status.Reason = reasonOOMKilled
+		st.Reason = reasonOOMKilled
 	case code == 0:
-		c.status.Reason = reasonCompleted
+		st.Reason = reasonCompleted
 	default:
-		c.status.Reason = reasonError
+		st.Reason = reasonError
 	}
+	c.mu.Unlock()
+	// Persisted before anyone can see it: a server killed right after a caller saw the
+	// exit comes back with the same exit, not with a task that vanished meanwhile.
+	if err := s.persistStatus(ctx, c, st); err != nil {
+		klog.FromContext(ctx).Error(err, "Persist container exit")
+	}
+	c.mu.Lock()
+	// An OOM event that arrived while the exit was being written changes its reason.
+	oomLate := c.oomKilled && st.Reason == reasonError
+	if oomLate {
+		st.Reason = reasonOOMKilled
+	}
+	c.logs = nil
+	c.status = st
 	if c.exited == nil {
 		c.exited = make(chan struct{})
 	}
 	exited := c.exited
 	c.mu.Unlock()
-	if err := s.saveStatus(ctx, c); err != nil {
-		klog.FromContext(ctx).Error(err, "Persist container exit")
+	if oomLate {
+		if err := s.persistStatus(ctx, c, st); err != nil {
+			klog.FromContext(ctx).Error(err, "Persist container exit")
+		}
 	}
 	// Published before waiters wake, so that STOPPED precedes a DELETED they cause.
 	s.containerEvent(c, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)

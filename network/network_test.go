@@ -1,7 +1,10 @@
 package network
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -152,10 +155,30 @@ func TestReadyNamesMissingPlugins(t *testing.T) {
 	}
 }
 
+// unitConfig is a Config of the test's own: loading a generated network installs its
+// masquerade chain on the host, so the test names the network and bridge after itself
+// (never the defaults a real node on this host may use) and cleans up after its managers.
+func unitConfig(t *testing.T, cfg Config) Config {
+	t.Helper()
+	suffix := fmt.Sprintf("%06x", rand.IntN(1<<24))
+	cfg.NetworkName, cfg.BridgeName = "skiff-unit-"+suffix, "skunit"+suffix
+	t.Cleanup(func() {
+		m, err := New(cfg)
+		if err == nil {
+			err = m.Cleanup(context.Background())
+		}
+		if err != nil {
+			t.Errorf("cleanup of network %s: %v", cfg.NetworkName, err)
+		}
+	})
+	return cfg
+}
+
 func TestReadyAndSetPodCIDR(t *testing.T) {
 	needPlugins(t)
 	state := t.TempDir()
-	m, err := New(Config{StateDir: state})
+	cfg := unitConfig(t, Config{StateDir: state})
+	m, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,12 +191,12 @@ func TestReadyAndSetPodCIDR(t *testing.T) {
 	if err := m.Ready(); err != nil {
 		t.Fatalf("Ready: %v", err)
 	}
-	if got, want := m.ConfigFile(), state+"/net.d/10-skiff.conflist"; got != want {
+	if got, want := m.ConfigFile(), state+"/net.d/10-"+cfg.NetworkName+".conflist"; got != want {
 		t.Errorf("config file %q, want %q", got, want)
 	}
 
 	// A restarted manager finds the generated conflist without a new SetPodCIDR.
-	m2, _ := New(Config{StateDir: state})
+	m2, _ := New(cfg)
 	if err := m2.Ready(); err != nil {
 		t.Errorf("Ready after restart: %v", err)
 	}
@@ -194,7 +217,7 @@ func TestReadyAndSetPodCIDR(t *testing.T) {
 	}
 
 	// Config.PodCIDR is applied lazily.
-	m4, _ := New(Config{StateDir: t.TempDir(), PodCIDR: "10.250.3.0/24"})
+	m4, _ := New(unitConfig(t, Config{StateDir: t.TempDir(), PodCIDR: "10.250.3.0/24"}))
 	if err := m4.Ready(); err != nil {
 		t.Errorf("Ready with Config.PodCIDR: %v", err)
 	}

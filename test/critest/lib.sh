@@ -88,13 +88,16 @@ kill_shims() {
 }
 
 # sweep_iptables TABLE: rules tagged with our CNI network names (left if a CNI DEL never
-# ran) and the per-container chains they jump to.
+# ran; skiff's generated network is named after its bridge and keeps one masquerade chain
+# for its pod CIDR) and the chains they jump to. iptables-save escapes the quotes of the
+# comment ("name: \"x\" ..."), which the pattern allows for.
 sweep_iptables() {
 	local table=$1 rule chains=() c
 	while read -r rule; do
 		[[ $rule =~ -j\ (CNI-[A-Za-z0-9-]+) ]] && chains+=("${BASH_REMATCH[1]}")
 		eval "iptables -w -t $table -D ${rule#-A }" 2>/dev/null || true
-	done < <(iptables-save -t "$table" 2>/dev/null | grep -F -e "\"$ctd_net\"" -e "\"$skiff_net\"" | grep '^-A ' || true)
+	done < <(iptables-save -t "$table" 2>/dev/null |
+		grep -E "name: \\\\?\"($ctd_net|$skiff_net|$skiff_bridge)\\\\?\"" | grep '^-A ' || true)
 	for c in "${chains[@]}"; do
 		# Chains every CNI user on the host shares are left alone.
 		[[ $c == CNI-HOSTPORT-* || $c == CNI-FORWARD || $c == CNI-ADMIN ]] && continue

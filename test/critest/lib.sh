@@ -106,6 +106,20 @@ sweep_iptables() {
 	done
 }
 
+# sweep_idle_portmap: portmap's chains, which every CNI network on the host shares, once no
+# container of any of them maps a host port (as skiff's network.Cleanup does).
+sweep_idle_portmap() {
+	iptables-save -t nat 2>/dev/null | grep -q '^-A CNI-HOSTPORT-DNAT ' && return 0
+	local rule c
+	while read -r rule; do
+		eval "iptables -w -t nat -D ${rule#-A }" 2>/dev/null || true
+	done < <(iptables-save -t nat 2>/dev/null | grep -E '^-A (PREROUTING|OUTPUT|POSTROUTING) .*-j CNI-HOSTPORT-' || true)
+	for c in CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK; do
+		iptables -w -t nat -F "$c" 2>/dev/null && iptables -w -t nat -X "$c" 2>/dev/null
+	done
+	return 0
+}
+
 # unmount_work: whatever is still mounted under the work directory (netns bind mounts,
 # rootfs overlays, shm), deepest first.
 unmount_work() {
@@ -131,6 +145,7 @@ cleanup() {
 	# the pods. Ours are the only ones named in its state, and the state is gone now.
 	sweep_iptables nat
 	sweep_iptables filter
+	sweep_idle_portmap
 	local br
 	for br in "$ctd_bridge" "$skiff_bridge"; do
 		ip link show "$br" >/dev/null 2>&1 && ip link delete "$br"

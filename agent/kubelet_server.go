@@ -13,7 +13,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/http/httputil"
 	"net/url"
 	"os"
@@ -132,8 +131,7 @@ func (a *Agent) kubeletHandler() http.Handler {
 	mux.Handle("/portForward/{namespace}/{pod}", a.authenticated(a.servePortForward))
 	mux.Handle("GET /pods", a.authenticated(a.servePods))
 	// kubelet's profiling handler (enableProfilingHandler): the agent's own pprof profiles.
-	mux.Handle("GET /debug/pprof/", a.authenticated(pprof.Index))
-	mux.Handle("GET /debug/pprof/profile", a.authenticated(pprof.Profile))
+	mux.Handle("GET /debug/pprof/{profile}", a.authenticated(serveProfile))
 	mux.Handle("GET /metrics", a.authenticated(a.serveMetrics))
 	mux.Handle("GET /stats/summary", a.authenticated(a.serveStatsSummary))
 	return mux

@@ -152,3 +152,22 @@ func TestKubeletAPIPods(t *testing.T) {
 		return list.Items[0].Status.Phase == v1.PodRunning && list.Items[1].Status.Phase == v1.PodRunning
 	})
 }
+
+// TestKubeletAPIProfiles: the agent's heap profile for authenticated callers; an unknown
+// profile is a 404.
+func TestKubeletAPIProfiles(t *testing.T) {
+	env := newTestEnv(t, nil)
+	env.agent.cfg.ClientCAFile, _ = testCA(t)
+	h := env.agent.kubeletHandler()
+	if rec := serve(h, httptest.NewRequest("GET", "/debug/pprof/heap", nil)); rec.Code != http.StatusForbidden {
+		t.Errorf("heap profile without a client certificate: %d", rec.Code)
+	}
+	rec := serve(h, authed(httptest.NewRequest("GET", "/debug/pprof/heap", nil)))
+	// A pprof profile is gzipped protobuf.
+	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Body.String(), "\x1f\x8b") {
+		t.Errorf("heap profile: %d, %d bytes", rec.Code, rec.Body.Len())
+	}
+	if rec := serve(h, authed(httptest.NewRequest("GET", "/debug/pprof/nothing", nil))); rec.Code != http.StatusNotFound {
+		t.Errorf("unknown profile: %d", rec.Code)
+	}
+}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/skiff-sh/skiff/test/registry/mirror"
 )
@@ -195,43 +196,14 @@ spec:
 `)
 	waitPod(t, n, "statspod", "Running", 2*time.Minute, func(p corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
 
-	var summary struct {
-		Node struct {
-			NodeName string `json:"nodeName"`
-			CPU      struct {
-				UsageCoreNanoSeconds *uint64 `json:"usageCoreNanoSeconds"`
-			} `json:"cpu"`
-			Memory struct {
-				WorkingSetBytes *uint64 `json:"workingSetBytes"`
-			} `json:"memory"`
-			Fs struct {
-				CapacityBytes *uint64 `json:"capacityBytes"`
-			} `json:"fs"`
-		} `json:"node"`
-		Pods []struct {
-			PodRef struct {
-				Name, Namespace string
-			} `json:"podRef"`
-			Containers []struct {
-				Name string `json:"name"`
-				CPU  struct {
-					UsageCoreNanoSeconds *uint64 `json:"usageCoreNanoSeconds"`
-				} `json:"cpu"`
-				Memory struct {
-					WorkingSetBytes *uint64 `json:"workingSetBytes"`
-				} `json:"memory"`
-				Logs struct {
-					UsedBytes *uint64 `json:"usedBytes"`
-				} `json:"logs"`
-			} `json:"containers"`
-		} `json:"pods"`
-	}
+	// The kubelet's own types: what kubectl top's metrics-server would read.
+	var summary statsapi.Summary
 	raw := kc(t, n, "get", "--raw", "/api/v1/nodes/"+n.name+"/proxy/stats/summary")
 	if err := json.Unmarshal([]byte(raw), &summary); err != nil {
 		t.Fatalf("stats/summary: %v\n%s", err, raw)
 	}
-	if summary.Node.NodeName != n.name || summary.Node.CPU.UsageCoreNanoSeconds == nil ||
-		summary.Node.Memory.WorkingSetBytes == nil || summary.Node.Fs.CapacityBytes == nil {
+	if node := summary.Node; node.NodeName != n.name || node.CPU == nil || node.CPU.UsageCoreNanoSeconds == nil ||
+		node.Memory == nil || node.Memory.WorkingSetBytes == nil || node.Fs == nil || node.Fs.CapacityBytes == nil {
 		t.Errorf("summary node: %s", raw)
 	}
 	found := false
@@ -240,8 +212,7 @@ spec:
 			continue
 		}
 		found = true
-		if len(p.Containers) != 1 || p.Containers[0].Name != "app" || p.Containers[0].Memory.WorkingSetBytes == nil ||
-			p.Containers[0].CPU.UsageCoreNanoSeconds == nil || p.Containers[0].Logs.UsedBytes == nil || *p.Containers[0].Logs.UsedBytes == 0 {
+		if len(p.Containers) != 1 || !containerStatsComplete(p.Containers[0]) || p.Containers[0].Name != "app" {
 			t.Errorf("summary of statspod: %s", mustJSON(p))
 		}
 	}
@@ -417,6 +388,12 @@ spec:
 		entries, _ := os.ReadDir(dir)
 		t.Errorf("rotated logs %v (compressed %v); directory: %v", rotated, compressed, entries)
 	}
+}
+
+// containerStatsComplete: CPU and memory use and a non-empty log are reported.
+func containerStatsComplete(c statsapi.ContainerStats) bool {
+	return c.CPU != nil && c.CPU.UsageCoreNanoSeconds != nil && c.Memory != nil && c.Memory.WorkingSetBytes != nil &&
+		c.Logs != nil && c.Logs.UsedBytes != nil && *c.Logs.UsedBytes > 0
 }
 
 func at(s []string, i int) string {

@@ -306,19 +306,7 @@ func TestDetachAfterNetnsGone(t *testing.T) {
 	m := env.m
 	ctx := context.Background()
 
-	var pods []Pod
-	for i := range 2 {
-		id := fmt.Sprintf("gone-%s-%d", env.suffix, i)
-		netns, err := m.CreateNetns(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pod := Pod{ID: id, Namespace: "default", Name: id, UID: id, NetnsPath: netns}
-		if _, err := m.Attach(ctx, pod); err != nil {
-			t.Fatalf("Attach: %v", err)
-		}
-		pods = append(pods, pod)
-	}
+	pods := attachPods(t, env, "gone", 2)
 	if got := ipamFiles(t, m); len(got) != 2 {
 		t.Fatalf("reservations %v, want 2", got)
 	}
@@ -605,19 +593,7 @@ func TestSandboxes(t *testing.T) {
 	env := newTestEnv(t)
 	m := env.m
 	ctx := context.Background()
-	var pods []Pod
-	for i := range 2 {
-		id := fmt.Sprintf("sbx-%s-%d", env.suffix, i)
-		netns, err := m.CreateNetns(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pod := Pod{ID: id, Namespace: "default", Name: id, UID: id, NetnsPath: netns}
-		if _, err := m.Attach(ctx, pod); err != nil {
-			t.Fatal(err)
-		}
-		pods = append(pods, pod)
-	}
+	pods := attachPods(t, env, "sbx", 2)
 	// The first pod's netns is gone (its runtime died after removing it).
 	if err := m.RemoveNetns(pods[0].NetnsPath); err != nil {
 		t.Fatal(err)
@@ -650,4 +626,23 @@ func TestSandboxes(t *testing.T) {
 	if got, err := m.Sandboxes(); err != nil || len(got) != 0 {
 		t.Errorf("after Detach: Sandboxes() = %v, %v", got, err)
 	}
+}
+
+// attachPods makes count pods named <prefix>-<suffix>-<i>, each with a netns and attached.
+func attachPods(t *testing.T, env *testEnv, prefix string, count int) []Pod {
+	t.Helper()
+	var pods []Pod
+	for i := range count {
+		id := fmt.Sprintf("%s-%s-%d", prefix, env.suffix, i)
+		netns, err := env.m.CreateNetns(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod := Pod{ID: id, Namespace: "default", Name: id, UID: id, NetnsPath: netns}
+		if _, err := env.m.Attach(context.Background(), pod); err != nil {
+			t.Fatalf("Attach %s: %v", id, err)
+		}
+		pods = append(pods, pod)
+	}
+	return pods
 }

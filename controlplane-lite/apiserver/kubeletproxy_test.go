@@ -32,13 +32,6 @@ type fakeKubelet struct {
 // trusts it: logs answer two lines, exec upgrades and echoes.
 func withKubelet(t *testing.T, cfg *Config) *fakeKubelet {
 	t.Helper()
-	ca := newTestCA(t, "kubelet-ca")
-	dir := t.TempDir()
-	clientCert, clientKey := ca.issue(t, pkix.Name{CommonName: "kube-apiserver-kubelet-client"}, x509.ExtKeyUsageClientAuth)
-	cfg.KubeletClientCertFile = writeFile(t, dir, "kubelet-client.crt", clientCert)
-	cfg.KubeletClientKeyFile = writeFile(t, dir, "kubelet-client.key", clientKey)
-	cfg.KubeletCAFile = writeFile(t, dir, "kubelet-ca.crt", ca.pem)
-
 	fk := &fakeKubelet{requests: make(chan *http.Request, 10)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /containerLogs/{ns}/{pod}/{container}", func(w http.ResponseWriter, r *http.Request) {
@@ -62,28 +55,11 @@ func withKubelet(t *testing.T, cfg *Config) *fakeKubelet {
 			_, _ = conn.Write(buf)
 		}
 	})
-	servingCert, servingKey := ca.issue(t, pkix.Name{CommonName: "node-1"}, x509.ExtKeyUsageServerAuth, net.ParseIP("127.0.0.1"))
-	pair, err := tls.X509KeyPair(servingCert, servingKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
-	fk.ts = httptest.NewUnstartedServer(mux)
-	fk.ts.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
-	fk.ts.StartTLS()
-	t.Cleanup(fk.ts.Close)
+	fk.ts = startTLSKubelet(t, cfg, mux)
 	return fk
 }
 
-func (fk *fakeKubelet) port(t *testing.T) int32 {
-	_, p, _ := net.SplitHostPort(fk.ts.Listener.Addr().String())
-	n, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return int32(n)
-}
+func (fk *fakeKubelet) port(t *testing.T) int32 { return serverPort(t, fk.ts) }
 
 func TestKubeletProxy(t *testing.T) {
 	var fk *fakeKubelet
@@ -203,4 +179,39 @@ func (s *testServer) dialHTTP1(t *testing.T) *tls.Conn {
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
+}
+
+// startTLSKubelet serves mux as a node's kubelet does: TLS from a kubelet CA, and only to
+// the apiserver's kubelet client certificate, which it writes into cfg.
+func startTLSKubelet(t *testing.T, cfg *Config, mux http.Handler) *httptest.Server {
+	t.Helper()
+	ca := newTestCA(t, "kubelet-ca")
+	dir := t.TempDir()
+	clientCert, clientKey := ca.issue(t, pkix.Name{CommonName: "kube-apiserver-kubelet-client"}, x509.ExtKeyUsageClientAuth)
+	cfg.KubeletClientCertFile = writeFile(t, dir, "kubelet-client.crt", clientCert)
+	cfg.KubeletClientKeyFile = writeFile(t, dir, "kubelet-client.key", clientKey)
+	cfg.KubeletCAFile = writeFile(t, dir, "kubelet-ca.crt", ca.pem)
+	servingCert, servingKey := ca.issue(t, pkix.Name{CommonName: "node-1"}, x509.ExtKeyUsageServerAuth, net.ParseIP("127.0.0.1"))
+	pair, err := tls.X509KeyPair(servingCert, servingKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	ts := httptest.NewUnstartedServer(mux)
+	ts.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// serverPort is the port an httptest server listens on.
+func serverPort(t *testing.T, ts *httptest.Server) int32 {
+	t.Helper()
+	_, p, _ := net.SplitHostPort(ts.Listener.Addr().String())
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int32(n)
 }

@@ -1,14 +1,8 @@
 package apiserver
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -23,13 +17,6 @@ import (
 // kubelet client certificate only; it records the URLs it is asked for.
 func statsKubelet(t *testing.T, cfg *Config) (port int32, requests chan *http.Request) {
 	t.Helper()
-	ca := newTestCA(t, "kubelet-ca")
-	dir := t.TempDir()
-	clientCert, clientKey := ca.issue(t, pkix.Name{CommonName: "kube-apiserver-kubelet-client"}, x509.ExtKeyUsageClientAuth)
-	cfg.KubeletClientCertFile = writeFile(t, dir, "kubelet-client.crt", clientCert)
-	cfg.KubeletClientKeyFile = writeFile(t, dir, "kubelet-client.key", clientKey)
-	cfg.KubeletCAFile = writeFile(t, dir, "kubelet-ca.crt", ca.pem)
-
 	requests = make(chan *http.Request, 10)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /stats/summary", func(w http.ResponseWriter, r *http.Request) {
@@ -45,23 +32,7 @@ func statsKubelet(t *testing.T, cfg *Config) (port int32, requests chan *http.Re
 		requests <- r
 		http.NotFound(w, r)
 	})
-	servingCert, servingKey := ca.issue(t, pkix.Name{CommonName: "node-1"}, x509.ExtKeyUsageServerAuth, net.ParseIP("127.0.0.1"))
-	pair, err := tls.X509KeyPair(servingCert, servingKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
-	ts := httptest.NewUnstartedServer(mux)
-	ts.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
-	_, p, _ := net.SplitHostPort(ts.Listener.Addr().String())
-	n, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return int32(n), requests
+	return serverPort(t, startTLSKubelet(t, cfg, mux)), requests
 }
 
 func TestNodeProxy(t *testing.T) {

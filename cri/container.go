@@ -250,6 +250,8 @@ func (s *service) pausePid(_ context.Context, sb *sandbox) (uint32, error) {
 
 // saveStatus persists the container's status extension.
 func (s *service) saveStatus(ctx context.Context, c *container) error {
+	c.persistMu.Lock()
+	defer c.persistMu.Unlock()
 	return s.persistStatus(ctx, c, c.Status())
 }
 
@@ -392,6 +394,8 @@ func (s *service) recordExit(ctx context.Context, c *container, code uint32, at 
 	if at.IsZero() {
 		at = time.Now()
 	}
+	c.persistMu.Lock()
+	defer c.persistMu.Unlock()
 	c.mu.Lock()
 	st := c.status
 	st.State = runtimeapi.ContainerState_CONTAINER_EXITED

@@ -56,6 +56,9 @@ type container struct {
 
 	mu     sync.Mutex
 	status containerStatus
+	// persistMu orders the writes of status to containerd: each writes the newest status,
+	// so a start's write cannot land after, and undo, the exit's.
+	persistMu sync.Mutex
 	// exited is closed when the task's exit has been recorded (nil until started).
 	exited chan struct{}
 	// taskDeleted is closed once the exited task is deleted, after exited: a stop

@@ -164,6 +164,11 @@ func TestMetricsEndpointFollowsPods(t *testing.T) {
 		n, _ := sample(scrape(t, env.agent), `kubelet_pleg_relist_duration_seconds_count`)
 		return n > 0
 	})
+	// A sync is timed when it returns, which can be after the status it wrote is seen.
+	env.eventually("a sync timed", func() bool {
+		n, _ := sample(scrape(t, env.agent), `kubelet_pod_worker_duration_seconds_count{operation="sync"}`)
+		return n > 0
+	})
 
 	body := scrape(t, env.agent)
 	wantSample(t, body, `kubelet_running_pods`, 1)

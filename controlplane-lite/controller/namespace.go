@@ -65,12 +65,16 @@ func newNamespaceCleaner(client kubernetes.Interface, meta metadata.Interface, f
 			workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "namespace"}),
 	}
+	queueTerminating := func(obj interface{}) {
+		if ns := obj.(*corev1.Namespace); ns.DeletionTimestamp != nil {
+			c.queue.Add(ns.Name)
+		}
+	}
 	_, err := nsInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		UpdateFunc: func(_, obj interface{}) {
-			if ns := obj.(*corev1.Namespace); ns.DeletionTimestamp != nil {
-				c.queue.Add(ns.Name)
-			}
-		},
+		// A namespace already terminating when the informer lists (deleted before the
+		// controller started, or while it was down) arrives as an add.
+		AddFunc:    queueTerminating,
+		UpdateFunc: func(_, obj interface{}) { queueTerminating(obj) },
 		DeleteFunc: func(obj interface{}) {
 			if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 				c.queue.Add(key)

@@ -1,13 +1,16 @@
 package controller
 
 import (
+	"context"
 	"slices"
 	"testing"
+	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	clienttesting "k8s.io/client-go/testing"
 	"k8s.io/klog/v2/ktesting"
@@ -102,5 +105,33 @@ func TestNamespaceCleanerFinalizesTerminatingNamespace(t *testing.T) {
 	}
 	if f := updates[0].(clienttesting.CreateAction).GetObject().(*corev1.Namespace).Spec.Finalizers; len(f) != 0 {
 		t.Errorf("finalizers after finalize: %v", f)
+	}
+}
+
+// A namespace that was already terminating when the cleaner's informer listed it (it was
+// deleted before the controllers started or while they were down) is queued too.
+func TestNamespaceCleanerQueuesNamespaceTerminatingAtStart(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	terminating := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "t", DeletionTimestamp: &metav1.Time{}}}
+	live := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "live"}}
+	client := newClient(terminating, live)
+	factory := informers.NewSharedInformerFactory(client, 0)
+	c, err := newNamespaceCleaner(client, newMetadataClient(t), factory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer factory.Shutdown() // after cancel: it waits for the informers to stop
+	defer cancel()
+	factory.Start(ctx.Done())
+	factory.WaitForCacheSync(ctx.Done())
+	// The informer's handlers run after its store is synced: wait for them to be called.
+	err = wait.PollUntilContextTimeout(ctx, 10*time.Millisecond, 5*time.Second, true,
+		func(context.Context) (bool, error) { return c.queue.Len() > 0, nil })
+	if err != nil || c.queue.Len() != 1 {
+		t.Fatalf("queued %d namespaces, want the terminating one", c.queue.Len())
+	}
+	if got, _ := c.queue.Get(); got != "t" {
+		t.Errorf("queued %q, want t", got)
 	}
 }

@@ -1,0 +1,61 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/containerd/errdefs"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// StopPodSandbox stops every container of the sandbox, the pause container, and
+// tears down the pod network. Stopping an unknown or stopped sandbox succeeds.
+func (s *service) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
+	ctx = s.ns(ctx)
+	sb, err := s.store.sandbox(req.GetPodSandboxId())
+	if errdefs.IsNotFound(err) {
+		return &runtimeapi.StopPodSandboxResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.stopSandbox(ctx, sb); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.StopPodSandboxResponse{}, nil
+}
+
+func (s *service) stopSandbox(ctx context.Context, sb *sandbox) error {
+	for _, c := range s.store.containersOf(sb.meta.ID) {
+		if err := s.stopContainer(ctx, c, 0); err != nil {
+			return fmt.Errorf("stop container %s of sandbox %s: %w", c.meta.ID, sb.meta.ID, err)
+		}
+	}
+	// The pod network comes down while the pause task dies: CNI DEL needs the netns, which
+	// the bind mount holds, not the pause process.
+	detached := make(chan error, 1)
+	go func() { detached <- s.detachPodNetwork(ctx, sb) }()
+	if err := errors.Join(s.stopPause(ctx, sb), <-detached); err != nil {
+		return err
+	}
+	if err := s.unmountSandboxShm(sb.meta.ID); err != nil {
+		return err
+	}
+	sb.setState(runtimeapi.PodSandboxState_SANDBOX_NOTREADY)
+	return nil
+}
+
+// detachPodNetwork runs CNI DEL for the sandbox and removes its netns.
+func (s *service) detachPodNetwork(ctx context.Context, sb *sandbox) error {
+	if sb.meta.NetnsPath == "" || s.cfg.Network == nil {
+		return nil
+	}
+	if err := s.cfg.Network.Detach(ctx, podOf(&sb.meta)); err != nil {
+		return fmt.Errorf("tear down pod network of sandbox %s: %w", sb.meta.ID, err)
+	}
+	if err := s.cfg.Network.RemoveNetns(sb.meta.NetnsPath); err != nil {
+		return fmt.Errorf("remove network namespace of sandbox %s: %w", sb.meta.ID, err)
+	}
+	return nil
+}

@@ -57,6 +57,12 @@ type Config struct {
 	Network Network
 	// PauseImage is the name the project-built pause image is imported under.
 	PauseImage string
+	// AlwaysPause runs a pause container in every sandbox, as containerd's CRI does. By
+	// default only sandboxes whose containers share one PID namespace get one (its init
+	// process holds that namespace); the others keep their namespaces in bind mounts,
+	// which saves a process per pod and the pause task's start, as CRI-O's
+	// drop_infra_ctr does.
+	AlwaysPause bool
 	// Snapshotter unpacks images and prepares container root filesystems.
 	Snapshotter string
 	// CgroupParent is used for sandboxes whose config names no cgroup parent.

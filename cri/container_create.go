@@ -128,7 +128,7 @@ func (s *service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 // CRI config, joined into the sandbox's namespaces.
 func (s *service) containerSpecOpts(ctx context.Context, sb *sandbox, meta *containerMeta, info *imageInfo, imageMounts []specs.Mount) ([]oci.SpecOpts, error) {
 	cfg, sbCfg := meta.config, sb.meta.config
-	pausePid, err := s.pausePid(ctx, sb)
+	podNS, err := sb.namespaces()
 	if err != nil {
 		return nil, err
 	}
@@ -189,45 +189,38 @@ func (s *service) containerSpecOpts(ctx context.Context, sb *sandbox, meta *cont
 		return nil, err
 	}
 	opts = append(opts, secOpts...)
-	opts = append(opts, s.namespaceOpts(sb, sc.GetNamespaceOptions(), pausePid)...)
-	return opts, nil
+	nsOpts, err := s.namespaceOpts(podNS, sc.GetNamespaceOptions())
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, nsOpts...), nil
 }
 
-// namespaceOpts joins the pause process's namespaces (or the host's).
-func (s *service) namespaceOpts(sb *sandbox, nsOpts *runtimeapi.NamespaceOption, pausePid uint32) []oci.SpecOpts {
-	proc := func(ns string) string { return fmt.Sprintf("/proc/%d/ns/%s", pausePid, ns) }
-	var opts []oci.SpecOpts
-	if hostNetwork(sb.meta.config) {
-		opts = append(opts, withNamespacePath(specs.NetworkNamespace, ""), withNamespacePath(specs.UTSNamespace, ""))
-	} else {
-		opts = append(opts, withNamespacePath(specs.NetworkNamespace, sb.meta.NetnsPath),
-			withNamespacePath(specs.UTSNamespace, proc("uts")))
-	}
+// namespaceOpts joins the container to its pod's namespaces, or the host's.
+func (s *service) namespaceOpts(pod podNamespaces, nsOpts *runtimeapi.NamespaceOption) ([]oci.SpecOpts, error) {
+	ipc := pod.IPC
 	if nsOpts.GetIpc() == runtimeapi.NamespaceMode_NODE {
-		opts = append(opts, withNamespacePath(specs.IPCNamespace, ""))
-	} else {
-		opts = append(opts, withNamespacePath(specs.IPCNamespace, proc("ipc")))
+		ipc = ""
+	}
+	opts := []oci.SpecOpts{
+		withNamespacePath(specs.NetworkNamespace, pod.Net),
+		withNamespacePath(specs.UTSNamespace, pod.UTS),
+		withNamespacePath(specs.IPCNamespace, ipc),
 	}
 	switch nsOpts.GetPid() {
 	case runtimeapi.NamespaceMode_NODE:
 		opts = append(opts, withNamespacePath(specs.PIDNamespace, ""))
 	case runtimeapi.NamespaceMode_POD:
-		opts = append(opts, withNamespacePath(specs.PIDNamespace, proc("pid")))
+		if pod.PID == "" {
+			return nil, fmt.Errorf("linux.security_context.namespace_options.pid is POD, but the container's sandbox "+
+				"was run without a pod PID namespace; run the sandbox with namespace_options.pid POD too: %w",
+				errdefs.ErrFailedPrecondition)
+		}
+		opts = append(opts, withNamespacePath(specs.PIDNamespace, pod.PID))
 	case runtimeapi.NamespaceMode_TARGET:
 		if target, err := s.store.container(nsOpts.GetTargetId()); err == nil && target.Status().Pid != 0 {
 			opts = append(opts, withNamespacePath(specs.PIDNamespace, fmt.Sprintf("/proc/%d/ns/pid", target.Status().Pid)))
 		}
 	}
-	return opts
-}
-
-// pausePid returns the PID of a ready sandbox's pause process.
-func (s *service) pausePid(_ context.Context, sb *sandbox) (uint32, error) {
-	sb.mu.Lock()
-	state, pid := sb.state, sb.pid
-	sb.mu.Unlock()
-	if state != runtimeapi.PodSandboxState_SANDBOX_READY || pid == 0 {
-		return 0, fmt.Errorf("sandbox %s is not ready: %w", sb.meta.ID, errdefs.ErrFailedPrecondition)
-	}
-	return pid, nil
+	return opts, nil
 }

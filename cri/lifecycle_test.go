@@ -442,6 +442,14 @@ func TestIntegrationRestartReleasesLostSandboxes(t *testing.T) {
 	if err := os.MkdirAll(lostDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A sandbox without a pause container had pinned its namespaces.
+	lostState := e.srv.svc.sandboxStateDir(lost)
+	if err := os.MkdirAll(lostState, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := pinNamespaces(lostState, e.srv.svc.sandboxPins(lost), "lost", nil); err != nil {
+		t.Fatal(err)
+	}
 
 	e.stopServer()
 	e.startServer()
@@ -450,8 +458,10 @@ func TestIntegrationRestartReleasesLostSandboxes(t *testing.T) {
 	if _, ok := held[lost]; ok {
 		t.Errorf("the lost sandbox still holds network state: %v", held)
 	}
-	if _, err := os.Stat(lostDir); !os.IsNotExist(err) {
-		t.Errorf("the lost sandbox's directory is still there: %v", err)
+	for _, dir := range []string{lostDir, lostState} {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("the lost sandbox's directory %s is still there: %v", dir, err)
+		}
 	}
 	if path, ok := held[kept.PodSandboxId]; !ok || path == "" {
 		t.Errorf("the kept sandbox lost its network: %v", held)

@@ -75,15 +75,21 @@ func (s *service) releaseLostSandboxes(ctx context.Context, known map[string]boo
 			logger.Info("Released the network of a sandbox lost in a crash", "podSandboxID", id)
 		}
 	}
-	dirs, err := os.ReadDir(filepath.Join(s.cfg.RootDir, "sandboxes"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		logger.Error(err, "Listing sandbox directories")
+	// A sandbox has a directory under RootDir and one under StateDir (its shm and
+	// namespace pins); a crash can leave either.
+	var dirs []os.DirEntry
+	for _, root := range []string{s.cfg.RootDir, s.cfg.StateDir} {
+		entries, err := os.ReadDir(filepath.Join(root, "sandboxes"))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			logger.Error(err, "Listing sandbox directories")
+		}
+		dirs = append(dirs, entries...)
 	}
 	for _, d := range dirs {
 		if known[d.Name()] {
 			continue
 		}
-		if err := errors.Join(s.unmountSandboxShm(d.Name()), os.RemoveAll(s.sandboxDir(d.Name()))); err != nil {
+		if err := errors.Join(s.releaseSandboxState(d.Name()), os.RemoveAll(s.sandboxDir(d.Name()))); err != nil {
 			logger.Error(err, "Removing the directory of a lost sandbox", "podSandboxID", d.Name())
 		}
 	}
@@ -112,6 +118,13 @@ func (s *service) recoverSandbox(ctx context.Context, cc containerd.Container) e
 		return fmt.Errorf("decode sandbox config: %w", err)
 	}
 	sb := &sandbox{meta: meta, state: runtimeapi.PodSandboxState_SANDBOX_NOTREADY}
+	if meta.Pinned {
+		if s.pinsHeld(&meta) {
+			sb.state = runtimeapi.PodSandboxState_SANDBOX_READY
+		}
+		s.store.addSandbox(sb)
+		return nil
+	}
 	task, err := cc.Task(ctx, nil)
 	switch {
 	case errdefs.IsNotFound(err):
@@ -320,4 +333,18 @@ func (s *service) markOOM(ctx context.Context, id string) {
 		_ = s.saveStatus(ctx, c)
 	}
 	klog.FromContext(ctx).V(2).Info("Container hit its memory limit", "containerID", id)
+}
+
+// pinsHeld reports whether a sandbox without a pause container still holds its
+// namespaces: a stop releases them, and a reboot empties the state directory they are in.
+func (s *service) pinsHeld(meta *sandboxMeta) bool {
+	if _, err := os.Stat(s.sandboxStateDir(meta.ID)); err != nil {
+		return false
+	}
+	for _, p := range []string{meta.Pins.IPC, meta.Pins.UTS, meta.NetnsPath} {
+		if p != "" && !isNamespaceMount(p) {
+			return false
+		}
+	}
+	return true
 }

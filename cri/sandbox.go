@@ -29,9 +29,26 @@ func sandboxName(md *runtimeapi.PodSandboxMetadata) string {
 
 func (s *service) sandboxDir(id string) string { return filepath.Join(s.cfg.RootDir, "sandboxes", id) }
 
+// sandboxStateDir holds what a sandbox has while it is ready (its /dev/shm tmpfs and
+// namespace pins). It is under StateDir, which a reboot empties.
+func (s *service) sandboxStateDir(id string) string {
+	return filepath.Join(s.cfg.StateDir, "sandboxes", id)
+}
+
 // sandboxShm is the tmpfs the pod's containers share as /dev/shm.
-func (s *service) sandboxShm(id string) string {
-	return filepath.Join(s.cfg.StateDir, "sandboxes", id, "shm")
+func (s *service) sandboxShm(id string) string { return filepath.Join(s.sandboxStateDir(id), "shm") }
+
+// sandboxPins are where a sandbox without a pause container pins its namespaces.
+func (s *service) sandboxPins(id string) pinnedNamespaces {
+	dir := s.sandboxStateDir(id)
+	return pinnedNamespaces{IPC: filepath.Join(dir, "ipc"), UTS: filepath.Join(dir, "uts")}
+}
+
+// needsPause reports whether a sandbox gets a pause container: when its containers share
+// a PID namespace, which needs a live init process to exist, or when configured so.
+func (s *service) needsPause(cfg *runtimeapi.PodSandboxConfig) bool {
+	return s.cfg.AlwaysPause ||
+		cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtimeapi.NamespaceMode_POD
 }
 
 // sandboxShmSize is the pod's /dev/shm size, as containerd's CRI sizes it.
@@ -55,13 +72,17 @@ func (s *service) mountSandboxShm(id string) error {
 	return nil
 }
 
-// unmountSandboxShm is idempotent.
-func (s *service) unmountSandboxShm(id string) error {
+// releaseSandboxState unmounts a sandbox's namespace pins and /dev/shm and removes its
+// state directory. It is idempotent.
+func (s *service) releaseSandboxState(id string) error {
+	if err := unpinNamespaces(s.sandboxPins(id)); err != nil {
+		return err
+	}
 	shm := s.sandboxShm(id)
 	if err := syscall.Unmount(shm, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
 		return fmt.Errorf("unmount sandbox shm: %w", err)
 	}
-	return os.RemoveAll(filepath.Dir(shm))
+	return os.RemoveAll(s.sandboxStateDir(id))
 }
 
 // shmMount is the /dev/shm mount of the sandbox's containers.

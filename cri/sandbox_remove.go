@@ -30,12 +30,8 @@ func (s *service) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePo
 			return nil, err
 		}
 	}
-	if cc, err := s.client.LoadContainer(ctx, sb.meta.ID); err == nil {
-		if err := cc.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
-			return nil, fmt.Errorf("delete pause container: %w", err)
-		}
-	} else if !errdefs.IsNotFound(err) {
-		return nil, fmt.Errorf("load pause container: %w", err)
+	if err := s.deleteSandboxRecord(ctx, sb); err != nil {
+		return nil, err
 	}
 	if err := os.RemoveAll(s.sandboxDir(sb.meta.ID)); err != nil {
 		return nil, fmt.Errorf("remove sandbox directory: %w", err)
@@ -44,4 +40,26 @@ func (s *service) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePo
 	s.sandboxEvent(sb, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
 	klog.FromContext(ctx).V(2).Info("Removed pod sandbox", "podSandboxID", sb.meta.ID)
 	return &runtimeapi.RemovePodSandboxResponse{}, nil
+}
+
+// deleteSandboxRecord deletes the sandbox's containerd container: the pause container
+// with its snapshot, or the record of a sandbox without one (no snapshot, one call).
+func (s *service) deleteSandboxRecord(ctx context.Context, sb *sandbox) error {
+	if sb.meta.Pinned {
+		if err := s.client.ContainerService().Delete(ctx, sb.meta.ID); err != nil && !errdefs.IsNotFound(err) {
+			return fmt.Errorf("delete sandbox record: %w", err)
+		}
+		return nil
+	}
+	cc, err := s.client.LoadContainer(ctx, sb.meta.ID)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load pause container: %w", err)
+	}
+	if err := cc.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete pause container: %w", err)
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/skiff-sh/skiff/network"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -72,11 +73,9 @@ func (s *service) sandboxStats(ctx context.Context, sb *sandbox, fsRoot string) 
 		linux.Containers = append(linux.Containers, cs)
 		addUsage(linux, cs)
 	}
-	if sb.State() == runtimeapi.PodSandboxState_SANDBOX_READY && !hostNetwork(cfg) {
-		if pid, err := s.pausePid(ctx, sb); err == nil {
-			if usage, err := netUsage(pid, now); err == nil {
-				linux.Network = usage
-			}
+	if sb.State() == runtimeapi.PodSandboxState_SANDBOX_READY && sb.meta.NetnsPath != "" {
+		if usage, err := netUsage(sb.meta.NetnsPath, now); err == nil {
+			linux.Network = usage
 		}
 	}
 	return &runtimeapi.PodSandboxStats{
@@ -106,11 +105,17 @@ func addUsage(pod *runtimeapi.LinuxPodSandboxStats, c *runtimeapi.ContainerStats
 	add(&pod.Memory.MajorPageFaults, c.GetMemory().GetMajorPageFaults())
 }
 
-// netUsage reads the interface counters of the network namespace pid lives in. It
-// reads /proc/<pid>/net/dev rather than /sys/class/net/*/statistics: sysfs shows the
-// interfaces of the namespace that mounted it, whatever namespace the reader is in.
-func netUsage(pid uint32, now int64) (*runtimeapi.NetworkUsage, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/net/dev", pid))
+// netUsage reads the interface counters of the network namespace at netnsPath. It
+// reads /proc/thread-self/net/dev from inside it rather than /sys/class/net/*/statistics:
+// sysfs shows the interfaces of the namespace that mounted it, whatever namespace the
+// reader is in. The file shows the namespace it was opened in, even once read outside.
+func netUsage(netnsPath string, now int64) (*runtimeapi.NetworkUsage, error) {
+	var f *os.File
+	// /proc/thread-self/net is the network namespace of the thread that opens it.
+	err := network.InNetns(netnsPath, func() (err error) {
+		f, err = os.Open("/proc/thread-self/net/dev")
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read pod network counters: %w", err)
 	}

@@ -9,8 +9,8 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// StopPodSandbox stops every container of the sandbox, the pause container, and
-// tears down the pod network. Stopping an unknown or stopped sandbox succeeds.
+// StopPodSandbox stops every container of the sandbox and its pause container, tears
+// down the pod network and releases the namespaces. Stopping an unknown or stopped sandbox succeeds.
 func (s *service) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
 	ctx = s.ns(ctx)
 	sb, err := s.store.sandbox(req.GetPodSandboxId())
@@ -32,6 +32,9 @@ func (s *service) stopSandbox(ctx context.Context, sb *sandbox) error {
 			return fmt.Errorf("stop container %s of sandbox %s: %w", c.meta.ID, sb.meta.ID, err)
 		}
 	}
+	if sb.meta.Pinned {
+		return s.stopPinnedSandbox(ctx, sb)
+	}
 	// The pod network comes down while the pause task dies: CNI DEL needs the netns, which
 	// the bind mount holds, not the pause process.
 	detached := make(chan error, 1)
@@ -39,10 +42,26 @@ func (s *service) stopSandbox(ctx context.Context, sb *sandbox) error {
 	if err := errors.Join(s.stopPause(ctx, sb), <-detached); err != nil {
 		return err
 	}
-	if err := s.unmountSandboxShm(sb.meta.ID); err != nil {
+	if err := s.releaseSandboxState(sb.meta.ID); err != nil {
 		return err
 	}
 	sb.setState(runtimeapi.PodSandboxState_SANDBOX_NOTREADY)
+	return nil
+}
+
+// stopPinnedSandbox tears down the network and the namespace pins of a sandbox without
+// a pause container; its stop is published here, as no pause exit publishes it.
+func (s *service) stopPinnedSandbox(ctx context.Context, sb *sandbox) error {
+	if err := errors.Join(s.detachPodNetwork(ctx, sb), s.releaseSandboxState(sb.meta.ID)); err != nil {
+		return err
+	}
+	sb.mu.Lock()
+	wasReady := sb.state == runtimeapi.PodSandboxState_SANDBOX_READY
+	sb.state = runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+	sb.mu.Unlock()
+	if wasReady {
+		s.sandboxEvent(sb, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
+	}
 	return nil
 }
 

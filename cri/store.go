@@ -13,13 +13,15 @@ import (
 )
 
 // sandbox is the in-memory view of a pod sandbox; its metadata is persisted as a
-// containerd container extension on the pause container.
+// containerd container extension on the sandbox's containerd container: the pause
+// container, or a record that runs nothing when the namespaces are pinned.
 type sandbox struct {
 	meta sandboxMeta
 
 	mu    sync.Mutex
 	state runtimeapi.PodSandboxState
-	// exited is closed when the pause task has exited (nil until a task runs).
+	// exited is closed when the pause task has exited (nil until a task runs, and for
+	// sandboxes without one).
 	exited chan struct{}
 	// pid of the running pause task, whose namespaces containers join.
 	pid uint32
@@ -34,6 +36,10 @@ type sandboxMeta struct {
 	IPs         []string
 	CgroupsPath string
 	CreatedAt   int64 // unix nanoseconds
+	// Pinned is set for a sandbox without a pause container: its IPC and UTS namespaces
+	// are bind-mounted at Pins (see namespaces.go). Sandboxes from before it have a pause.
+	Pinned bool             `json:",omitempty"`
+	Pins   pinnedNamespaces `json:",omitempty"`
 
 	config *runtimeapi.PodSandboxConfig // decoded Config, not persisted
 }
@@ -42,6 +48,36 @@ func (s *sandbox) State() runtimeapi.PodSandboxState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.state
+}
+
+// podNamespaces are the paths of the namespaces a sandbox's containers join; an empty
+// path means the host's (for PID: that the pod has none of its own).
+type podNamespaces struct {
+	Net, IPC, UTS, PID string
+}
+
+// namespaces returns the namespaces of a ready sandbox: its pinned ones, or its pause
+// process's.
+func (s *sandbox) namespaces() (podNamespaces, error) {
+	s.mu.Lock()
+	state, pid := s.state, s.pid
+	s.mu.Unlock()
+	if state != runtimeapi.PodSandboxState_SANDBOX_READY || (!s.meta.Pinned && pid == 0) {
+		return podNamespaces{}, fmt.Errorf("sandbox %s is not ready: %w", s.meta.ID, errdefs.ErrFailedPrecondition)
+	}
+	ns := podNamespaces{Net: s.meta.NetnsPath}
+	if s.meta.Pinned {
+		ns.IPC, ns.UTS = s.meta.Pins.IPC, s.meta.Pins.UTS
+		return ns, nil
+	}
+	proc := func(kind string) string { return fmt.Sprintf("/proc/%d/ns/%s", pid, kind) }
+	if !hostNetwork(s.meta.config) {
+		ns.UTS = proc("uts")
+	}
+	// The pause process is in the host's IPC namespace when the pod is, and holds the
+	// pod's PID namespace (or is in the host's).
+	ns.IPC, ns.PID = proc("ipc"), proc("pid")
+	return ns, nil
 }
 
 func (s *sandbox) setState(st runtimeapi.PodSandboxState) {

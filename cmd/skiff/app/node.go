@@ -131,6 +131,7 @@ func startRuntime(ctx context.Context, g *errgroup.Group, o *Options) (string, *
 		RegistryConfigDir: o.RegistryConfig,
 		Network:           netManager,
 		PauseImage:        o.PauseImage,
+		AlwaysPause:       o.AlwaysPause,
 	})
 	if err != nil {
 		stopChild()

@@ -61,6 +61,7 @@ type Options struct {
 	ContainerdNS       string
 	RegistryConfig     string
 	PauseImage         string
+	AlwaysPause        bool
 	CNIConfDir         string
 	CNIBinDirs         []string
 	BridgeName         string
@@ -150,6 +151,8 @@ func (o *Options) addRuntimeFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ContainerdNS, "containerd-namespace", o.ContainerdNS, "containerd namespace holding skiff's pods and images")
 	fs.StringVar(&o.RegistryConfig, "registry-config", "", "directory of registry host configs in containerd's hosts.toml layout (<host>/hosts.toml)")
 	fs.StringVar(&o.PauseImage, "pause-image", o.PauseImage, "name under which the built-in pause image is imported")
+	fs.BoolVar(&o.AlwaysPause, "always-pause", false, "run a pause container in every pod sandbox, as containerd's CRI does; "+
+		"by default only pods that share one PID namespace get one, and the others keep their namespaces in bind mounts")
 	fs.StringVar(&o.CNIConfDir, "cni-conf-dir", "", "directory with a CNI conflist to use instead of the generated one")
 	fs.StringSliceVar(&o.CNIBinDirs, "cni-bin-dir", o.CNIBinDirs, "directories searched for CNI plugins")
 	fs.StringVar(&o.BridgeName, "bridge-name", o.BridgeName, "name of the pod bridge of the generated CNI config")

@@ -1,0 +1,187 @@
+package cri
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	"google.golang.org/grpc/codes"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// execOut runs cmd in container id and returns its trimmed stdout, failing on a non-zero exit.
+func (e *testEnv) execOut(id string, cmd ...string) string {
+	e.t.Helper()
+	ex, err := e.rt.ExecSync(e.ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: cmd})
+	if err != nil || ex.ExitCode != 0 {
+		e.t.Fatalf("exec %v in %s: %v (exit %d, stderr %q)", cmd, id, err, ex.GetExitCode(), ex.GetStderr())
+	}
+	return strings.TrimSpace(string(ex.Stdout))
+}
+
+// pullBusybox serves the test images and pulls busybox.
+func (e *testEnv) pullBusybox() {
+	e.t.Helper()
+	e.startRegistry()
+	if _, err := e.img.PullImage(e.ctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: "busybox"}}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// sleeper is a container with its own PID namespace, as kubelet makes them.
+func sleeper(name string) *runtimeapi.ContainerConfig {
+	return &runtimeapi.ContainerConfig{Metadata: &runtimeapi.ContainerMetadata{Name: name},
+		Image: &runtimeapi.ImageSpec{Image: "busybox"}, Command: []string{"sleep", "1000"},
+		Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+			NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER}}}}
+}
+
+// kubeletPod is a pod config with the namespace options kubelet gives a pod that does not
+// share its process namespace (the CRI default, zero, is a pod-wide PID namespace).
+func kubeletPod(name string) *runtimeapi.PodSandboxConfig {
+	pod := podConfig(name, "")
+	pod.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER}}
+	return pod
+}
+
+// TestIntegrationPinnedSandbox: a sandbox whose containers do not share a PID namespace
+// runs no pause container. Its containers still share one network, IPC and UTS
+// namespace, which carry the pod's hostname and sysctls, through a restart of the
+// server; a stop releases the namespaces and a remove the containerd record.
+func TestIntegrationPinnedSandbox(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := e.ctx
+	e.pullBusybox()
+	pod := kubeletPod("pinned")
+	pod.Linux.Sysctls = map[string]string{"kernel.shm_rmid_forced": "1", "net.ipv4.ip_unprivileged_port_start": "1001"}
+	run, err := e.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	id := run.PodSandboxId
+	cc, err := e.srv.svc.client.LoadContainer(e.srv.svc.ns(ctx), id)
+	if err != nil {
+		t.Fatalf("the sandbox has no containerd record: %v", err)
+	}
+	if _, err := cc.Task(e.srv.svc.ns(ctx), nil); !errdefs.IsNotFound(err) {
+		t.Fatalf("the sandbox has a task (a pause container): %v", err)
+	}
+
+	a := e.createContainer(id, pod, sleeper("a"))
+	e.waitState(a, runtimeapi.ContainerState_CONTAINER_RUNNING)
+	e.stopServer()
+	e.startServer()
+	st, err := e.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id})
+	if err != nil || st.Status.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		t.Fatalf("sandbox after a restart: %v, %v", st, err)
+	}
+	b := e.createContainer(id, pod, sleeper("b")) // made after the restart
+	e.waitState(b, runtimeapi.ContainerState_CONTAINER_RUNNING)
+
+	hostIPCNS, _ := os.Readlink("/proc/self/ns/ipc")
+	seen := map[string]string{}
+	for _, c := range []string{a, b} {
+		got := e.execOut(c, "sh", "-c", "hostname; for n in ipc uts net; do readlink /proc/self/ns/$n; done; "+
+			"cat /proc/sys/kernel/shm_rmid_forced /proc/sys/net/ipv4/ip_unprivileged_port_start")
+		lines := strings.Split(got, "\n")
+		if len(lines) != 6 || lines[0] != "pinned" || lines[4] != "1" || lines[5] != "1001" {
+			t.Errorf("container %s sees %q, want hostname pinned and the pod's sysctls", c, lines)
+		}
+		if lines[1] == hostIPCNS {
+			t.Errorf("container %s is in the host's IPC namespace", c)
+		}
+		ns := strings.Join(lines[1:4], " ")
+		if seen["ns"] != "" && seen["ns"] != ns {
+			t.Errorf("containers are in different namespaces: %s and %s", seen["ns"], ns)
+		}
+		seen["ns"] = ns
+	}
+	// Each container has its own PID namespace: its first process is its own.
+	if got := e.execOut(b, "cat", "/proc/1/cmdline"); !strings.HasPrefix(got, "sleep") {
+		t.Errorf("pid 1 of container b runs %q, want its own sleep", got)
+	}
+	// Containers may not ask for a pod PID namespace the sandbox lacks.
+	shared := sleeper("shared-pid")
+	shared.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
+	_, err = e.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: id, Config: shared, SandboxConfig: pod})
+	wantCode(t, err, codes.FailedPrecondition, "CreateContainer(pid POD in a sandbox without one)")
+
+	pins := e.srv.svc.sandboxPins(id)
+	if _, err := e.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatalf("StopPodSandbox: %v", err)
+	}
+	for _, p := range []string{pins.IPC, pins.UTS, e.srv.svc.sandboxStateDir(id)} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left after the stop: %v", p, err)
+		}
+	}
+	st, err = e.rt.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: id})
+	if err != nil || st.Status.State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
+		t.Fatalf("sandbox after the stop: %v, %v", st, err)
+	}
+	if _, err := e.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
+		t.Fatalf("RemovePodSandbox: %v", err)
+	}
+	if _, err := e.srv.svc.client.LoadContainer(e.srv.svc.ns(ctx), id); !errdefs.IsNotFound(err) {
+		t.Errorf("the sandbox record outlived RemovePodSandbox: %v", err)
+	}
+}
+
+// TestIntegrationSharedPIDSandbox: a sandbox whose containers share a PID namespace has
+// a pause container, whose process is their pid 1.
+func TestIntegrationSharedPIDSandbox(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := e.ctx
+	e.pullBusybox()
+	pod := podConfig("shared-pid", "")
+	podPID := &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD}
+	pod.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{NamespaceOptions: podPID}
+	run, err := e.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	c := sleeper("c")
+	c.Linux.SecurityContext.NamespaceOptions = podPID
+	id := e.createContainer(run.PodSandboxId, pod, c)
+	e.waitState(id, runtimeapi.ContainerState_CONTAINER_RUNNING)
+	if got := e.execOut(id, "cat", "/proc/1/cmdline"); !strings.Contains(got, "pause") {
+		t.Errorf("pid 1 of the pod runs %q, want the pause process", got)
+	}
+	if got := e.execOut(id, "hostname"); got != "shared-pid" {
+		t.Errorf("hostname %q", got)
+	}
+}
+
+// TestIntegrationPinnedSandboxRefusesHostSysctls: a sysctl the pod would set in a
+// namespace it shares with the node is refused before anything is made.
+func TestIntegrationPinnedSandboxRefusesHostSysctls(t *testing.T) {
+	e := newTestEnv(t)
+	for name, sysctls := range map[string]map[string]string{
+		"not namespaced": {"vm.overcommit_memory": "1"},
+		"host network":   {"net.ipv4.ip_forward": "1"},
+		"unknown sysctl": {"net.ipv4.no_such_knob": "1"},
+	} {
+		pod := kubeletPod("sysctl")
+		pod.Linux.Sysctls = sysctls
+		if name == "host network" {
+			pod.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
+		}
+		_, err := e.rt.RunPodSandbox(e.ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
+		if name == "unknown sysctl" {
+			if err == nil || !strings.Contains(err.Error(), "no_such_knob") {
+				t.Errorf("%s: RunPodSandbox = %v, want an error naming it", name, err)
+			}
+		} else {
+			wantCode(t, err, codes.InvalidArgument, name)
+		}
+		list, _ := e.rt.ListPodSandbox(e.ctx, &runtimeapi.ListPodSandboxRequest{})
+		if len(list.GetItems()) != 0 {
+			t.Fatalf("%s: a refused sandbox is listed: %v", name, list.Items)
+		}
+		if entries, _ := os.ReadDir(e.cfg.StateDir + "/sandboxes"); len(entries) != 0 {
+			t.Errorf("%s: state left behind: %v", name, entries)
+		}
+	}
+}

@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"log"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -155,10 +158,10 @@ func (e *testEnv) cleanup() {
 	}
 	e.net.cleanup()
 	unmountUnder(e.t, e.dir)
-	// runc removes each container's cgroup; the parent is ours to remove.
-	hierarchies, _ := os.ReadDir("/sys/fs/cgroup")
-	for _, h := range hierarchies {
-		_ = os.Remove(filepath.Join("/sys/fs/cgroup", h.Name(), e.cgroup))
+	// runc removes each container's cgroup; PID namespace holders (not containerd's) and
+	// the parent are ours to remove.
+	if err := killCgroupTree(e.cgroup); err != nil {
+		e.t.Errorf("cgroup %s: %v", e.cgroup, err)
 	}
 	if err := os.RemoveAll(e.dir); err != nil {
 		e.t.Errorf("remove %s: %v", e.dir, err)
@@ -419,3 +422,41 @@ func waitFileContains(t *testing.T, path string, wants ...string) string {
 }
 
 func nullLogger() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// killCgroupTree kills every process in the cgroup at path and below, in every
+// hierarchy, and removes those cgroups.
+func killCgroupTree(path string) error {
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return err
+	}
+	var dirs []string
+	for _, mount := range mounts {
+		_ = filepath.WalkDir(filepath.Join(mount, path), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for i := len(dirs) - 1; i >= 0; i-- { // deepest first
+		for {
+			procs, _ := os.ReadFile(filepath.Join(dirs[i], "cgroup.procs"))
+			for _, pid := range strings.Fields(string(procs)) {
+				if n, err := strconv.Atoi(pid); err == nil {
+					_ = syscall.Kill(n, syscall.SIGKILL)
+				}
+			}
+			err := os.Remove(dirs[i])
+			if err == nil || errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return err
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nil
+}

@@ -53,10 +53,18 @@ func pinNamespaces(dir string, want pinnedNamespaces, hostname string, sysctls m
 	}
 	errc := make(chan error, 1)
 	go func() {
-		// The namespaces are the thread's; it is never unlocked, so the Go runtime ends
-		// it with this goroutine instead of running other goroutines in them.
+		// Namespaces belong to threads: the work happens on a locked one, which goes
+		// back to the host's namespaces afterwards. If it cannot, it stays locked, and
+		// the Go runtime ends it with this goroutine rather than run others in them.
 		runtime.LockOSThread()
-		errc <- unshareAndPin(flags, want, hostname, sysctls)
+		restore, err := enterNew(flags)
+		if err == nil {
+			err = pinCurrent(want, hostname, sysctls)
+		}
+		if restore() {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
 	}()
 	if err := <-errc; err != nil {
 		return errors.Join(err, unpinNamespaces(want))
@@ -64,10 +72,47 @@ func pinNamespaces(dir string, want pinnedNamespaces, hostname string, sysctls m
 	return nil
 }
 
-func unshareAndPin(flags int, want pinnedNamespaces, hostname string, sysctls map[string]string) error {
-	if err := unix.Unshare(flags); err != nil {
-		return fmt.Errorf("unshare IPC/UTS namespaces: %w", err)
+// enterNew moves the calling (locked) thread into new namespaces of flags. restore moves
+// it back and reports whether that worked.
+func enterNew(flags int) (restore func() bool, err error) {
+	self := fmt.Sprintf("/proc/self/task/%d/ns/", unix.Gettid())
+	var orig []*os.File
+	closeAll := func() {
+		for _, f := range orig {
+			f.Close()
+		}
 	}
+	for _, kind := range []struct {
+		flag int
+		name string
+	}{{unix.CLONE_NEWIPC, "ipc"}, {unix.CLONE_NEWUTS, "uts"}} {
+		if flags&kind.flag == 0 {
+			continue
+		}
+		f, err := os.Open(self + kind.name)
+		if err != nil {
+			closeAll()
+			return func() bool { return true }, fmt.Errorf("open the current %s namespace: %w", kind.name, err)
+		}
+		orig = append(orig, f)
+	}
+	if err := unix.Unshare(flags); err != nil {
+		closeAll()
+		return func() bool { return true }, fmt.Errorf("unshare IPC/UTS namespaces: %w", err)
+	}
+	return func() bool {
+		defer closeAll()
+		for _, f := range orig {
+			if unix.Setns(int(f.Fd()), 0) != nil {
+				return false
+			}
+		}
+		return true
+	}, nil
+}
+
+// pinCurrent sets up the calling thread's new namespaces and bind-mounts them.
+func pinCurrent(want pinnedNamespaces, hostname string, sysctls map[string]string) error {
 	if want.UTS != "" && hostname != "" {
 		if err := unix.Sethostname([]byte(hostname)); err != nil {
 			return fmt.Errorf("set hostname %q: %w", hostname, err)

@@ -89,7 +89,7 @@ func (s *service) releaseLostSandboxes(ctx context.Context, known map[string]boo
 		if known[d.Name()] {
 			continue
 		}
-		if err := errors.Join(s.releaseSandboxState(d.Name()), os.RemoveAll(s.sandboxDir(d.Name()))); err != nil {
+		if err := errors.Join(s.releaseSandboxState(ctx, d.Name()), os.RemoveAll(s.sandboxDir(d.Name()))); err != nil {
 			logger.Error(err, "Removing the directory of a lost sandbox", "podSandboxID", d.Name())
 		}
 	}
@@ -119,7 +119,7 @@ func (s *service) recoverSandbox(ctx context.Context, cc containerd.Container) e
 	}
 	sb := &sandbox{meta: meta, state: runtimeapi.PodSandboxState_SANDBOX_NOTREADY}
 	if meta.Pinned {
-		if s.pinsHeld(&meta) {
+		if s.pinsHeld(&meta) && (meta.Holder == nil || s.recoverPIDHolder(sb)) {
 			sb.state = runtimeapi.PodSandboxState_SANDBOX_READY
 		}
 		s.store.addSandbox(sb)

@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -44,11 +45,10 @@ func (s *service) sandboxPins(id string) pinnedNamespaces {
 	return pinnedNamespaces{IPC: filepath.Join(dir, "ipc"), UTS: filepath.Join(dir, "uts")}
 }
 
-// needsPause reports whether a sandbox gets a pause container: when its containers share
-// a PID namespace, which needs a live init process to exist, or when configured so.
-func (s *service) needsPause(cfg *runtimeapi.PodSandboxConfig) bool {
-	return s.cfg.AlwaysPause ||
-		cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtimeapi.NamespaceMode_POD
+// sharesPID reports whether a sandbox's containers share one PID namespace (the CRI's
+// default; kubelet asks for it with shareProcessNamespace), which needs a live init.
+func sharesPID(cfg *runtimeapi.PodSandboxConfig) bool {
+	return cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid() == runtimeapi.NamespaceMode_POD
 }
 
 // sandboxShmSize is the pod's /dev/shm size, as containerd's CRI sizes it.
@@ -74,8 +74,8 @@ func (s *service) mountSandboxShm(id string) error {
 
 // releaseSandboxState unmounts a sandbox's namespace pins and /dev/shm and removes its
 // state directory. It is idempotent.
-func (s *service) releaseSandboxState(id string) error {
-	if err := unpinNamespaces(s.sandboxPins(id)); err != nil {
+func (s *service) releaseSandboxState(ctx context.Context, id string) error {
+	if err := errors.Join(s.killLostHolder(ctx, id), unpinNamespaces(s.sandboxPins(id))); err != nil {
 		return err
 	}
 	shm := s.sandboxShm(id)

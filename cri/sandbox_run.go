@@ -21,8 +21,9 @@ import (
 )
 
 // RunPodSandbox creates the pod's namespaces, attaches the network one through CNI,
-// and writes hostname/hosts/resolv.conf. The namespaces are held by bind mounts, or by a
-// pause container when the pod's containers share a PID namespace (see needsPause).
+// and writes hostname/hosts/resolv.conf. The namespaces are held by bind mounts, and a
+// shared PID namespace by a pause process (sandbox_pidns.go); with AlwaysPause, all of
+// them by a pause container, as containerd's CRI does.
 func (s *service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandboxRequest) (_ *runtimeapi.RunPodSandboxResponse, retErr error) {
 	ctx = s.ns(ctx)
 	cfg := req.GetConfig()
@@ -33,7 +34,7 @@ func (s *service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	if err := validateSandboxRequest(req); err != nil {
 		return nil, err
 	}
-	pause := s.needsPause(cfg)
+	pause := s.cfg.AlwaysPause
 	if !pause {
 		if err := checkPodSysctls(cfg.GetLinux().GetSysctls(), hostNetwork(cfg), hostIPC(cfg)); err != nil {
 			return nil, err
@@ -77,7 +78,7 @@ func (s *service) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandb
 	if err := s.makeSandboxState(meta); err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() { _ = s.releaseSandboxState(meta.ID) })
+	undo = append(undo, func() { _ = s.releaseSandboxState(context.WithoutCancel(ctx), meta.ID) })
 	timing.done("shm")
 	// CNI ADD runs while the rest of the sandbox is made: it only needs the netns.
 	joinNetwork := func() error { return nil }
@@ -134,8 +135,9 @@ func (s *service) runPauseSandbox(ctx context.Context, sb *sandbox, joinNetwork 
 	return nil
 }
 
-// runPinnedSandbox pins the sandbox's IPC and UTS namespaces and applies its sysctls
-// while the network comes up, then records the sandbox in containerd.
+// runPinnedSandbox pins the sandbox's IPC and UTS namespaces, applies its sysctls and
+// starts its PID namespace holder while the network comes up, then records the sandbox
+// in containerd.
 func (s *service) runPinnedSandbox(ctx context.Context, sb *sandbox, joinNetwork func() error, undo *[]func(), timing *steps) error {
 	meta := &sb.meta
 	cfg := meta.config
@@ -151,6 +153,11 @@ func (s *service) runPinnedSandbox(ctx context.Context, sb *sandbox, joinNetwork
 		meta.Pins = pins
 		err = setNetSysctls(meta.NetnsPath, cfg.GetLinux().GetSysctls())
 	}
+	if err == nil && sharesPID(cfg) {
+		if err = s.startPIDHolder(ctx, sb); err == nil {
+			*undo = append(*undo, func() { _ = s.stopPIDHolder(context.WithoutCancel(ctx), sb) })
+		}
+	}
 	timing.done("namespaces")
 	if err = errors.Join(err, joinNetwork()); err != nil {
 		return err
@@ -165,7 +172,7 @@ func (s *service) runPinnedSandbox(ctx context.Context, sb *sandbox, joinNetwork
 	}
 	*undo = append(*undo, func() { _ = s.client.ContainerService().Delete(context.WithoutCancel(ctx), meta.ID) })
 	timing.done("record")
-	sb.state = runtimeapi.PodSandboxState_SANDBOX_READY
+	sb.setState(runtimeapi.PodSandboxState_SANDBOX_READY)
 	return nil
 }
 

@@ -2,9 +2,13 @@ package cri
 
 import (
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	"google.golang.org/grpc/codes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -80,7 +84,7 @@ func TestIntegrationPinnedSandbox(t *testing.T) {
 	b := e.createContainer(id, pod, sleeper("b")) // made after the restart
 	e.waitState(b, runtimeapi.ContainerState_CONTAINER_RUNNING)
 
-	hostIPCNS, _ := os.Readlink("/proc/self/ns/ipc")
+	hostIPCNS, _ := os.Readlink("/proc/thread-self/ns/ipc")
 	seen := map[string]string{}
 	for _, c := range []string{a, b} {
 		got := e.execOut(c, "sh", "-c", "hostname; for n in ipc uts net; do readlink /proc/self/ns/$n; done; "+
@@ -97,6 +101,13 @@ func TestIntegrationPinnedSandbox(t *testing.T) {
 			t.Errorf("containers are in different namespaces: %s and %s", seen["ns"], ns)
 		}
 		seen["ns"] = ns
+	}
+	// The server's threads went back to the host's namespaces after pinning the pod's.
+	tasks, _ := filepath.Glob("/proc/self/task/*/ns/ipc")
+	for _, task := range tasks {
+		if ns, _ := os.Readlink(task); ns != hostIPCNS {
+			t.Errorf("thread %s of the server is left in IPC namespace %s", task, ns)
+		}
 	}
 	// Each container has its own PID namespace: its first process is its own.
 	if got := e.execOut(b, "cat", "/proc/1/cmdline"); !strings.HasPrefix(got, "sleep") {
@@ -152,6 +163,36 @@ func TestIntegrationSharedPIDSandbox(t *testing.T) {
 	if got := e.execOut(id, "hostname"); got != "shared-pid" {
 		t.Errorf("hostname %q", got)
 	}
+	ns := e.execOut(id, "readlink", "/proc/self/ns/pid")
+
+	// The holder is not the server's: it survives a restart and is found again.
+	e.stopServer()
+	e.startServer()
+	c2 := sleeper("c2")
+	c2.Linux.SecurityContext.NamespaceOptions = podPID
+	id2 := e.createContainer(run.PodSandboxId, pod, c2)
+	e.waitState(id2, runtimeapi.ContainerState_CONTAINER_RUNNING)
+	if got := e.execOut(id2, "readlink", "/proc/self/ns/pid"); got != ns {
+		t.Errorf("a container made after the restart is in PID namespace %s, the pod's is %s", got, ns)
+	}
+	holder := e.srv.svc.store.listSandboxes()[0].meta.Holder
+	mounts, _ := cgroupMounts()
+	procs, err := os.ReadFile(filepath.Join(mounts[0], e.cgroup, run.PodSandboxId, "cgroup.procs"))
+	if err != nil || strings.TrimSpace(string(procs)) != strconv.Itoa(holder.PID) {
+		t.Errorf("the sandbox's cgroup holds %q (%v), want the holder %d", procs, err, holder.PID)
+	}
+	if _, err := e.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: run.PodSandboxId}); err != nil {
+		t.Fatalf("StopPodSandbox: %v", err)
+	}
+	if _, err := pidNamespaceOf(holder.PID); err == nil {
+		t.Errorf("the PID namespace holder %d outlived StopPodSandbox", holder.PID)
+	}
+	for _, m := range mounts {
+		dir := filepath.Join(m, e.cgroup, run.PodSandboxId)
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("the holder's cgroup %s is left: %v", dir, err)
+		}
+	}
 }
 
 // TestIntegrationPinnedSandboxRefusesHostSysctls: a sysctl the pod would set in a
@@ -183,5 +224,44 @@ func TestIntegrationPinnedSandboxRefusesHostSysctls(t *testing.T) {
 		if entries, _ := os.ReadDir(e.cfg.StateDir + "/sandboxes"); len(entries) != 0 {
 			t.Errorf("%s: state left behind: %v", name, entries)
 		}
+	}
+}
+
+// TestIntegrationRestartKillsLostHolder: a RunPodSandbox cut short after it started the
+// PID namespace holder, before the sandbox was recorded in containerd, leaves a process
+// that nothing lists; the restarted server kills it and removes its cgroup.
+func TestIntegrationRestartKillsLostHolder(t *testing.T) {
+	e := newTestEnv(t)
+	run, err := e.rt.RunPodSandbox(e.ctx, &runtimeapi.RunPodSandboxRequest{Config: podConfig("lost-holder", "")})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	holder := e.srv.svc.store.listSandboxes()[0].meta.Holder
+	if holder == nil {
+		t.Fatal("a sandbox sharing its PID namespace has no holder")
+	}
+	e.stopServer()
+	// What the crash kept from being written.
+	c, err := containerd.New(e.daemon.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.ContainerService().Delete(namespaces.WithNamespace(e.ctx, e.cfg.Namespace), run.PodSandboxId); err != nil {
+		t.Fatal(err)
+	}
+	e.startServer()
+
+	if _, err := pidNamespaceOf(holder.PID); err == nil {
+		t.Errorf("the lost sandbox's holder %d still runs", holder.PID)
+	}
+	mounts, _ := cgroupMounts()
+	for _, m := range mounts {
+		if _, err := os.Stat(filepath.Join(m, holder.Cgroup)); !os.IsNotExist(err) {
+			t.Errorf("the lost holder's cgroup is left in %s: %v", m, err)
+		}
+	}
+	if _, err := os.Stat(e.srv.svc.sandboxStateDir(run.PodSandboxId)); !os.IsNotExist(err) {
+		t.Errorf("the lost sandbox's state directory is left: %v", err)
 	}
 }

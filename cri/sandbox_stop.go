@@ -42,17 +42,23 @@ func (s *service) stopSandbox(ctx context.Context, sb *sandbox) error {
 	if err := errors.Join(s.stopPause(ctx, sb), <-detached); err != nil {
 		return err
 	}
-	if err := s.releaseSandboxState(sb.meta.ID); err != nil {
+	if err := s.releaseSandboxState(ctx, sb.meta.ID); err != nil {
 		return err
 	}
 	sb.setState(runtimeapi.PodSandboxState_SANDBOX_NOTREADY)
 	return nil
 }
 
-// stopPinnedSandbox tears down the network and the namespace pins of a sandbox without
-// a pause container; its stop is published here, as no pause exit publishes it.
+// stopPinnedSandbox tears down the network, the PID namespace holder and the namespace
+// pins of a sandbox without a pause container. Its stop is published by the holder's
+// exit, or here when it has none.
 func (s *service) stopPinnedSandbox(ctx context.Context, sb *sandbox) error {
-	if err := errors.Join(s.detachPodNetwork(ctx, sb), s.releaseSandboxState(sb.meta.ID)); err != nil {
+	detached := make(chan error, 1)
+	go func() { detached <- s.detachPodNetwork(ctx, sb) }()
+	if err := errors.Join(s.stopPIDHolder(ctx, sb), <-detached); err != nil {
+		return err
+	}
+	if err := s.releaseSandboxState(ctx, sb.meta.ID); err != nil {
 		return err
 	}
 	sb.mu.Lock()

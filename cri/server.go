@@ -128,6 +128,9 @@ func (s *service) start(ctx context.Context) error {
 	if err := s.importPauseImage(ctx); err != nil {
 		return err
 	}
+	if err := s.installPauseBinary(); err != nil {
+		return err
+	}
 	if err := s.recover(ctx); err != nil {
 		return fmt.Errorf("rebuild state from containerd: %w", err)
 	}

@@ -20,10 +20,11 @@ type sandbox struct {
 
 	mu    sync.Mutex
 	state runtimeapi.PodSandboxState
-	// exited is closed when the pause task has exited (nil until a task runs, and for
-	// sandboxes without one).
+	// exited is closed when the pause task or PID namespace holder has exited (nil
+	// until one runs, and for sandboxes without either).
 	exited chan struct{}
-	// pid of the running pause task, whose namespaces containers join.
+	// pid of the running pause task or PID namespace holder, whose namespaces
+	// containers join.
 	pid uint32
 }
 
@@ -40,6 +41,9 @@ type sandboxMeta struct {
 	// are bind-mounted at Pins (see namespaces.go). Sandboxes from before it have a pause.
 	Pinned bool             `json:",omitempty"`
 	Pins   pinnedNamespaces `json:",omitempty"`
+	// Holder is the init of the PID namespace a pinned sandbox's containers share (see
+	// sandbox_pidns.go); nil when they do not share one.
+	Holder *pidHolder `json:",omitempty"`
 
 	config *runtimeapi.PodSandboxConfig // decoded Config, not persisted
 }
@@ -62,15 +66,19 @@ func (s *sandbox) namespaces() (podNamespaces, error) {
 	s.mu.Lock()
 	state, pid := s.state, s.pid
 	s.mu.Unlock()
-	if state != runtimeapi.PodSandboxState_SANDBOX_READY || (!s.meta.Pinned && pid == 0) {
+	hasProcess := !s.meta.Pinned || s.meta.Holder != nil
+	if state != runtimeapi.PodSandboxState_SANDBOX_READY || (hasProcess && pid == 0) {
 		return podNamespaces{}, fmt.Errorf("sandbox %s is not ready: %w", s.meta.ID, errdefs.ErrFailedPrecondition)
 	}
 	ns := podNamespaces{Net: s.meta.NetnsPath}
+	proc := func(kind string) string { return fmt.Sprintf("/proc/%d/ns/%s", pid, kind) }
 	if s.meta.Pinned {
 		ns.IPC, ns.UTS = s.meta.Pins.IPC, s.meta.Pins.UTS
+		if s.meta.Holder != nil {
+			ns.PID = proc("pid")
+		}
 		return ns, nil
 	}
-	proc := func(kind string) string { return fmt.Sprintf("/proc/%d/ns/%s", pid, kind) }
 	if !hostNetwork(s.meta.config) {
 		ns.UTS = proc("uts")
 	}

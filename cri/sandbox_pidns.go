@@ -1,0 +1,268 @@
+package cri
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// A pod whose containers share one PID namespace needs a process to be that namespace's
+// init for as long as the pod runs. containerd's CRI makes it a pause container, which
+// costs a shim and two runc runs; skiff starts the pause binary itself, in a new PID
+// namespace, as the nobody user, in the sandbox's cgroup, in a session of its own so
+// that nothing aimed at skiff's process group reaches it. It does not die with skiff: a
+// restarted server finds it again by its PID and its namespace's inode (meta.Holder).
+
+// pidHolder identifies a sandbox's PID namespace holder across restarts.
+type pidHolder struct {
+	PID int
+	// NS is the inode of the PID namespace it was started in: a process found at PID
+	// later is the holder only if it is still in that namespace.
+	NS uint64
+	// Cgroup is the cgroup it was moved into.
+	Cgroup string
+}
+
+func (s *service) holderFile(id string) string {
+	return filepath.Join(s.sandboxStateDir(id), "pid-holder.json")
+}
+
+// openHolder returns a pidfd of h's process if it still runs.
+func openHolder(h *pidHolder) (int, bool) {
+	fd, err := unix.PidfdOpen(h.PID, 0)
+	if err != nil {
+		return -1, false
+	}
+	// The pidfd pins the process; the namespace check says it is the holder we started.
+	if ns, err := pidNamespaceOf(h.PID); err != nil || ns != h.NS {
+		unix.Close(fd)
+		return -1, false
+	}
+	return fd, true
+}
+
+// killLostHolder kills the holder recorded in a sandbox's state directory, if it still
+// runs, and removes its cgroup once it is gone. It is for sandboxes whose holder nobody
+// watches: lost in a crash, or whose server restarted before stopping them.
+func (s *service) killLostHolder(ctx context.Context, id string) error {
+	var h pidHolder
+	if err := readJSONFile(s.holderFile(id), &h); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	if fd, ok := openHolder(&h); ok {
+		err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		if err == nil {
+			err = waitPidfd(ctx, fd)
+		}
+		unix.Close(fd)
+		if err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("kill the PID namespace holder %d of sandbox %s: %w", h.PID, id, err)
+		}
+	}
+	return deleteCgroup(h.Cgroup)
+}
+
+// waitPidfd waits until the process of a pidfd has exited.
+func waitPidfd(ctx context.Context, fd int) error {
+	for ctx.Err() == nil {
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 100)
+		if n > 0 {
+			return nil
+		}
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// pauseUID and pauseGID are what the holder runs as (pauseUser of the pause image).
+const pauseUID, pauseGID = 65535, 65535
+
+// installPauseBinary writes the embedded pause binary where the holders are started from.
+func (s *service) installPauseBinary() error {
+	bin, err := pauseFS.ReadFile(pauseBinaryPath)
+	if err != nil {
+		return fmt.Errorf("pause binary missing from the build (run cri/pause/build.sh before go build): %w", err)
+	}
+	dst := s.pauseBinary()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("install pause binary: %w", err)
+	}
+	tmp := dst + ".tmp"
+	if err := os.WriteFile(tmp, bin, 0o555); err != nil {
+		return fmt.Errorf("install pause binary: %w", err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return fmt.Errorf("install pause binary: %w", err)
+	}
+	return nil
+}
+
+func (s *service) pauseBinary() string { return filepath.Join(s.cfg.RootDir, "bin", "pause") }
+
+// startPIDHolder starts sb's PID namespace holder and watches it; sb is ready once it runs.
+func (s *service) startPIDHolder(ctx context.Context, sb *sandbox) (retErr error) {
+	// Executed through its descriptor, so that the nobody user needs no search right on
+	// the directories above RootDir.
+	bin, err := os.Open(s.pauseBinary())
+	if err != nil {
+		return fmt.Errorf("start the pod's PID namespace holder: %w", err)
+	}
+	defer bin.Close()
+	cmd := &exec.Cmd{Path: "/proc/self/fd/3", Args: []string{"/pause"}, Dir: "/", Env: []string{},
+		ExtraFiles: []*os.File{bin}}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: syscall.CLONE_NEWPID,
+		Setsid:     true,
+		Credential: &syscall.Credential{Uid: pauseUID, Gid: pauseGID, Groups: []uint32{}},
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start the pod's PID namespace holder %s: %w", s.pauseBinary(), err)
+	}
+	pid := cmd.Process.Pid
+	defer func() {
+		if retErr != nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			_ = deleteCgroup(sb.meta.CgroupsPath)
+		}
+	}()
+	if err := addToCgroup(sb.meta.CgroupsPath, pid); err != nil {
+		return err
+	}
+	score := strconv.Itoa(s.oom.clamp(sandboxOOMScoreAdj))
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte(score), 0); err != nil {
+		return fmt.Errorf("set the OOM score of the pod's PID namespace holder: %w", err)
+	}
+	ns, err := pidNamespaceOf(pid)
+	if err != nil {
+		return err
+	}
+	sb.meta.Holder = &pidHolder{PID: pid, NS: ns, Cgroup: sb.meta.CgroupsPath}
+	// Until the sandbox's record is in containerd, this file is how a restarted server
+	// finds a holder whose RunPodSandbox a crash cut short (releaseSandboxState).
+	if err := writeJSONFile(s.holderFile(sb.meta.ID), sb.meta.Holder); err != nil {
+		return err
+	}
+	sb.pid, sb.exited = uint32(pid), make(chan struct{})
+	s.watchHolder(sb, func() { _ = cmd.Wait() })
+	return nil
+}
+
+// recoverPIDHolder finds a restarted server's sandbox's holder again; it reports whether
+// the holder still runs (and is now watched).
+func (s *service) recoverPIDHolder(sb *sandbox) bool {
+	h := sb.meta.Holder
+	fd, ok := openHolder(h)
+	if !ok {
+		return false
+	}
+	sb.pid, sb.exited = uint32(h.PID), make(chan struct{})
+	s.watchHolder(sb, func() {
+		// Not our child any more: its pidfd turns readable when it exits.
+		defer unix.Close(fd)
+		_ = waitPidfd(s.lifetime, fd)
+	})
+	return true
+}
+
+// watchHolder runs wait until the holder has exited, then marks sb not ready, as
+// watchSandbox does for a pause container, and removes the holder's cgroup.
+func (s *service) watchHolder(sb *sandbox, wait func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		done := make(chan struct{})
+		go func() { wait(); close(done) }()
+		select {
+		case <-s.lifetime.Done():
+			return // the holder outlives the server
+		case <-done:
+		}
+		if err := deleteCgroup(sb.meta.CgroupsPath); err != nil {
+			klog.FromContext(s.lifetime).Error(err, "Remove the cgroup of a PID namespace holder", "podSandboxID", sb.meta.ID)
+		}
+		sb.mu.Lock()
+		wasReady := sb.state == runtimeapi.PodSandboxState_SANDBOX_READY
+		sb.state = runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+		exited := sb.exited
+		sb.mu.Unlock()
+		if wasReady { // not for a RunPodSandbox that failed after starting it
+			s.sandboxEvent(sb, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
+		}
+		close(exited)
+	}()
+}
+
+// stopPIDHolder kills sb's holder, if it has one, and waits until its exit is recorded.
+func (s *service) stopPIDHolder(ctx context.Context, sb *sandbox) error {
+	sb.mu.Lock()
+	pid, exited := sb.pid, sb.exited
+	sb.mu.Unlock()
+	if sb.meta.Holder == nil || exited == nil {
+		return nil
+	}
+	select {
+	case <-exited:
+		return nil
+	default:
+	}
+	fd, err := unix.PidfdOpen(int(pid), 0)
+	if err == nil {
+		err = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		unix.Close(fd)
+	}
+	if err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("kill the pod's PID namespace holder %d: %w", pid, err)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func pidNamespaceOf(pid int) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/pid", pid), &st); err != nil {
+		return 0, fmt.Errorf("PID namespace of process %d: %w", pid, err)
+	}
+	return st.Ino, nil
+}
+
+func writeJSONFile(path string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+func readJSONFile(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	return nil
+}

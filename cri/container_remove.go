@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/errdefs"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -27,6 +28,10 @@ func (s *service) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCon
 	return &runtimeapi.RemoveContainerResponse{}, nil
 }
 
+// removeContainer stops c and deletes it. When its exited task is still being deleted
+// (runc delete, which StopContainer does not wait for), the container is marked as being
+// removed in containerd and gone from the CRI's view at once, and its record and snapshot
+// follow in the background; a server that restarts meanwhile finishes the job (recover).
 func (s *service) removeContainer(ctx context.Context, c *container) error {
 	if err := s.stopContainer(ctx, c, 0); err != nil {
 		return err
@@ -34,14 +39,57 @@ func (s *service) removeContainer(ctx context.Context, c *container) error {
 	c.mu.Lock()
 	deleted := c.taskDeleted
 	c.mu.Unlock()
-	if deleted != nil {
+	// Image volumes go before the call returns: they hold the image's content, which a
+	// RemoveImage that follows may expect to be free.
+	volumes := hasImageVolumes(c.meta.config)
+	if deleted == nil || isClosed(deleted) || volumes {
+		if deleted != nil {
+			select {
+			case <-deleted:
+			case <-ctx.Done():
+				return fmt.Errorf("wait for the task of container %s to be deleted: %w", c.meta.ID, ctx.Err())
+			}
+		}
+		if err := s.deleteContainerRecord(ctx, c.meta.ID, volumes); err != nil {
+			return err
+		}
+		s.forgetContainer(ctx, c)
+		return nil
+	}
+	_, err := s.client.ContainerService().Update(ctx, containers.Container{
+		ID: c.meta.ID, Labels: map[string]string{labelRemoving: "true"},
+	}, "labels."+labelRemoving)
+	if err != nil {
+		return fmt.Errorf("mark container %s as being removed: %w", c.meta.ID, err)
+	}
+	s.forgetContainer(ctx, c)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
 		select {
 		case <-deleted:
-		case <-ctx.Done():
-			return fmt.Errorf("wait for the task of container %s to be deleted: %w", c.meta.ID, ctx.Err())
+		case <-s.lifetime.Done():
+			return // the next server finishes the removal
 		}
-	}
-	cc, err := s.client.LoadContainer(ctx, c.meta.ID)
+		ctx := s.ns(s.lifetime)
+		if err := s.deleteContainerRecord(ctx, c.meta.ID, false); err != nil {
+			klog.FromContext(ctx).Error(err, "Finish removing container", "containerID", c.meta.ID)
+		}
+	}()
+	return nil
+}
+
+// forgetContainer drops a removed container from the store and says so.
+func (s *service) forgetContainer(ctx context.Context, c *container) {
+	s.store.deleteContainer(c.meta.ID)
+	s.containerEvent(c, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
+	klog.FromContext(ctx).V(2).Info("Removed container", "containerID", c.meta.ID)
+}
+
+// deleteContainerRecord deletes a container's task (if any is left), record and snapshot
+// from containerd, and its image volumes if it may have any.
+func (s *service) deleteContainerRecord(ctx context.Context, id string, imageVolumes bool) error {
+	cc, err := s.client.LoadContainer(ctx, id)
 	if err == nil {
 		if task, err := cc.Task(ctx, nil); err == nil {
 			_, _ = task.Delete(ctx, containerd.WithProcessKill)
@@ -49,13 +97,32 @@ func (s *service) removeContainer(ctx context.Context, c *container) error {
 		err = cc.Delete(ctx, containerd.WithSnapshotCleanup)
 	}
 	if err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("delete container %s: %w", c.meta.ID, err)
+		return fmt.Errorf("delete container %s: %w", id, err)
 	}
-	if err := s.removeImageVolumes(ctx, c.meta.ID); err != nil {
-		return fmt.Errorf("delete container %s: %w", c.meta.ID, err)
+	if !imageVolumes {
+		return nil
 	}
-	s.store.deleteContainer(c.meta.ID)
-	s.containerEvent(c, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
-	klog.FromContext(ctx).V(2).Info("Removed container", "containerID", c.meta.ID)
+	if err := s.removeImageVolumes(ctx, id); err != nil {
+		return fmt.Errorf("delete container %s: %w", id, err)
+	}
 	return nil
+}
+
+// hasImageVolumes reports whether a container mounts an image.
+func hasImageVolumes(cfg *runtimeapi.ContainerConfig) bool {
+	for _, m := range cfg.GetMounts() {
+		if m.GetImage().GetImage() != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }

@@ -34,10 +34,13 @@ func (s *service) recover(ctx context.Context) error {
 		}
 		for _, cc := range list {
 			var err error
-			if kind == kindSandbox {
+			switch info, _ := cc.Info(ctx, containerd.WithoutRefreshedMetadata); {
+			case kind == kindSandbox:
 				sandboxIDs[cc.ID()] = true
 				err = s.recoverSandbox(ctx, cc)
-			} else {
+			case info.Labels[labelRemoving] != "":
+				err = s.deleteContainerRecord(ctx, cc.ID(), true)
+			default:
 				err = s.recoverContainer(ctx, cc)
 			}
 			if err != nil {

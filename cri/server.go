@@ -26,8 +26,11 @@ import (
 // Names of what skiff stores in containerd. The kind label tells our sandboxes and
 // containers apart from anything else in the namespace.
 const (
-	labelKind       = "sh.skiff.cri/kind"
-	labelSandboxID  = "sh.skiff.cri/sandbox-id"
+	labelKind      = "sh.skiff.cri/kind"
+	labelSandboxID = "sh.skiff.cri/sandbox-id"
+	// labelRemoving marks a container RemoveContainer has removed from the CRI's view
+	// whose deletion from containerd is still under way.
+	labelRemoving   = "sh.skiff.cri/removing"
 	labelPinned     = "sh.skiff.cri/pinned"
 	labelManaged    = "sh.skiff.cri/managed"
 	kindSandbox     = "sandbox"

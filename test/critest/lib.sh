@@ -87,6 +87,17 @@ kill_shims() {
 	done
 }
 
+# kill_pause_holders: skiff starts a pause process itself for each pod sharing a PID
+# namespace; they are not containerd's, and outlive a skiff that did not remove its pods.
+# They are found by their binary, which is under the work directory.
+kill_pause_holders() {
+	local exe
+	for exe in /proc/[0-9]*/exe; do
+		[[ $(readlink "$exe" 2>/dev/null) == "$work"/* ]] && kill -KILL "$(basename "$(dirname "$exe")")" 2>/dev/null
+	done
+	return 0
+}
+
 # sweep_iptables TABLE: rules tagged with our CNI network names (left if a CNI DEL never
 # ran; skiff's generated network is named after its bridge and keeps one masquerade chain
 # for its pod CIDR) and the chains they jump to. iptables-save escapes the quotes of the
@@ -140,6 +151,7 @@ cleanup() {
 	[[ -n $containerd_pid ]] && remove_pods "$work/containerd.sock"
 	stop_pid "$containerd_pid" containerd
 	kill_shims
+	kill_pause_holders
 	stop_pid "$registry_pid" registry
 	# containerd 1.6 keeps pod netns under /var/run/netns; those of its pods are gone with
 	# the pods. Ours are the only ones named in its state, and the state is gone now.

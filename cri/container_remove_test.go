@@ -1,0 +1,82 @@
+package cri
+
+import (
+	"testing"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/errdefs"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// TestIntegrationRemoveContainer: a container removed right after its stop is gone from
+// the CRI at once, and from containerd (record and snapshot) soon after; one whose
+// removal a restart interrupted is finished by the next server.
+func TestIntegrationRemoveContainer(t *testing.T) {
+	e := newTestEnv(t)
+	ctx := e.ctx
+	e.pullBusybox()
+	pod := kubeletPod("remove")
+	run, err := e.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := containerd.New(e.daemon.Address())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	nsCtx := namespaces.WithNamespace(ctx, e.cfg.Namespace)
+	inContainerd := func(id string) bool {
+		_, err := c.ContainerService().Get(nsCtx, id)
+		if err != nil && !errdefs.IsNotFound(err) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+
+	id := e.createContainer(run.PodSandboxId, pod, sleeper("quick"))
+	e.waitState(id, runtimeapi.ContainerState_CONTAINER_RUNNING)
+	if _, err := e.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.rt.RemoveContainer(ctx, &runtimeapi.RemoveContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := e.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil || len(list.Containers) != 0 {
+		t.Fatalf("ListContainers after the removal = %v, %v", list, err)
+	}
+	if _, err := e.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id}); err == nil {
+		t.Fatalf("ContainerStatus of a removed container succeeded")
+	}
+	for deadline := time.Now().Add(10 * time.Second); inContainerd(id); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the removed container is still in containerd")
+		}
+	}
+	if _, err := c.SnapshotService("overlayfs").Stat(nsCtx, id); !errdefs.IsNotFound(err) {
+		t.Errorf("the removed container's snapshot: %v", err)
+	}
+
+	// A removal cut short: marked, still recorded.
+	id = e.createContainer(run.PodSandboxId, pod, sleeper("cut-short"))
+	if _, err := e.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id}); err != nil {
+		t.Fatal(err)
+	}
+	e.stopServer()
+	if _, err := c.ContainerService().Update(nsCtx, containers.Container{ID: id, Labels: map[string]string{labelRemoving: "true"}},
+		"labels."+labelRemoving); err != nil {
+		t.Fatal(err)
+	}
+	e.startServer()
+	if inContainerd(id) {
+		t.Error("the restarted server did not finish removing the container")
+	}
+	list, err = e.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil || len(list.Containers) != 0 {
+		t.Fatalf("ListContainers after the restart = %v, %v", list, err)
+	}
+}

@@ -11,11 +11,28 @@
 //	s.Close()                                 // stop watchers; containers keep running
 //	d.Stop(ctx)                               // SIGTERM containerd; shims (and pods) survive
 //
+// A sandbox runs no pause container (CRI-O's drop_infra_ctr, taken one step further).
+// Its network namespace, and its IPC and UTS namespaces with the pod's hostname and
+// sysctls, are bind-mounted on files (StateDir/sandboxes/<id>, namespaces.go) that its
+// containers join by path; when its containers share one PID namespace (the CRI default,
+// kubelet's shareProcessNamespace), skiff starts the pause binary itself as that
+// namespace's init, in the sandbox's cgroup (sandbox_pidns.go). RunPodSandbox is then
+// the CNI ADD and a millisecond or two, against a shim start and two runc runs; the
+// shim starts with the pod's first container instead. Config.AlwaysPause brings back
+// containerd's pause container (sandbox_pause.go).
+//
 // State lives in containerd (labels and extensions in our own containerd namespace), so a
-// restarted server rebuilds its in-memory stores from it: a sandbox is its pause
-// container (label sh.skiff.cri/kind=sandbox, metadata extension), a container carries
-// a metadata and a status extension, updated on every state change. Running tasks are
-// re-attached, including their output FIFOs, which the shim keeps open in between.
+// restarted server rebuilds its in-memory stores from it: a sandbox is a containerd
+// container that runs nothing (label sh.skiff.cri/kind=sandbox, metadata extension; its
+// pause container with AlwaysPause), a container carries a metadata and a status
+// extension, updated on every state change. Running tasks are re-attached, including
+// their output FIFOs, which the shim keeps open in between; a sandbox is ready again if
+// its namespace mounts are there and its PID namespace holder, found by PID and
+// namespace inode, still runs. Neither the mounts nor the holder depend on the server.
+//
+// StopContainer returns once the exit is recorded and `runc delete` runs behind it;
+// RemoveContainer of such a container marks it (label sh.skiff.cri/removing), drops it
+// from the CRI's view and finishes in the background, or the next server does.
 //
 // Exec, Attach and PortForward answer with a URL on the streaming server (loopback, an
 // ephemeral port by default) carrying a one-time token; the session itself speaks
@@ -53,5 +70,6 @@
 // through everything they reach before containerd (go test -fuzz).
 //
 // Two servers can share a host: each uses its own containerd namespace, runc root
-// (StateDir/runc), FIFO directory (StateDir/io) and sandbox files (RootDir/sandboxes).
+// (StateDir/runc), FIFO directory (StateDir/io), sandbox files (RootDir/sandboxes) and
+// sandbox state (StateDir/sandboxes).
 package cri

@@ -71,7 +71,8 @@ func (s *service) removeContainer(ctx context.Context, c *container) error {
 		case <-s.lifetime.Done():
 			return // the next server finishes the removal
 		}
-		ctx := s.ns(s.lifetime)
+		ctx, cancel := s.cleanupContext()
+		defer cancel()
 		if err := s.deleteContainerRecord(ctx, c.meta.ID, false); err != nil {
 			klog.FromContext(ctx).Error(err, "Finish removing container", "containerID", c.meta.ID)
 		}

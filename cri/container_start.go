@@ -121,9 +121,11 @@ func (s *service) watchContainer(c *container, task containerd.Task, exitCh <-ch
 		// The exit is the caller's answer; the task's deletion (`runc delete` in the
 		// shim) goes on behind it, as with CRI-O, and RemoveContainer waits for it.
 		s.recordExit(ctx, c, st.ExitCode(), st.ExitTime())
-		if _, err := task.Delete(ctx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
+		deleteCtx, cancel := s.cleanupContext()
+		if _, err := task.Delete(deleteCtx, containerd.WithProcessKill); err != nil && !errdefs.IsNotFound(err) {
 			logger.Error(err, "Delete exited task")
 		}
+		cancel()
 		logs.close()
 		close(deleted)
 	}()

@@ -156,6 +156,7 @@ func (e *testEnv) cleanup() {
 		}
 		cancel()
 	}
+	e.killLeftShims()
 	e.net.cleanup()
 	unmountUnder(e.t, e.dir)
 	// runc removes each container's cgroup; PID namespace holders (not containerd's) and
@@ -459,4 +460,26 @@ func killCgroupTree(path string) error {
 		}
 	}
 	return nil
+}
+
+// killLeftShims fails the test if shims of its containerd outlive it (a shim whose last
+// task's deletion was cut short is never told to exit), and kills them. They are found by
+// the address of the test's containerd, and given a few seconds to exit first.
+func (e *testEnv) killLeftShims() {
+	var pids []string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		out, _ := exec.Command("pgrep", "-f", "-- -address "+filepath.Join(e.dir, "ctrd.sock")+"$").Output()
+		if pids = strings.Fields(string(out)); len(pids) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(pids) == 0 {
+		return
+	}
+	e.t.Errorf("shims outlived the test's containerd: %v", pids)
+	for _, pid := range pids {
+		if n, err := strconv.Atoi(pid); err == nil {
+			_ = syscall.Kill(n, syscall.SIGKILL)
+		}
+	}
 }

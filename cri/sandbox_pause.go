@@ -93,10 +93,11 @@ func (s *service) watchSandbox(sb *sandbox, task containerd.Task, exitCh <-chan 
 			return
 		case <-exitCh:
 		}
-		ctx := s.ns(s.lifetime)
+		ctx, cancel := s.cleanupContext()
 		if _, err := task.Delete(ctx); err != nil && !errdefs.IsNotFound(err) {
 			klog.FromContext(ctx).Error(err, "Delete exited pause task", "podSandboxID", sb.meta.ID)
 		}
+		cancel()
 		sb.mu.Lock()
 		sb.state = runtimeapi.PodSandboxState_SANDBOX_NOTREADY
 		exited := sb.exited

@@ -150,6 +150,17 @@ func (s *service) ns(ctx context.Context) context.Context {
 	return namespaces.WithNamespace(ctx, s.cfg.Namespace)
 }
 
+// cleanupTimeout bounds a containerd call that must not be cut short by the server's
+// shutdown (cleanupContext).
+const cleanupTimeout = 30 * time.Second
+
+// cleanupContext is for containerd calls made in the background that must finish once
+// begun: containerd carries out a task deletion in steps (the shim's delete, then its
+// shutdown once it has no task left), and a cancelled one can leave an idle shim behind.
+func (s *service) cleanupContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(s.ns(s.lifetime)), cleanupTimeout)
+}
+
 // Serve serves the CRI gRPC API on a unix socket, and the streaming server on
 // Config.StreamAddress, until ctx ends.
 func (srv *Server) Serve(ctx context.Context, socketPath string) error {

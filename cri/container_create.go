@@ -105,8 +105,8 @@ func (s *service) CreateContainer(ctx context.Context, req *runtimeapi.CreateCon
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.client.NewContainer(ctx, meta.ID,
-		s.withNewSnapshot(meta.ID, ci),
+	err = s.newContainerRecord(ctx, meta.ID,
+		s.withRootfsSnapshot(meta.ID, ci),
 		containerd.WithImageName(ci.names[0]),
 		containerd.WithNewSpec(specOpts...),
 		containerd.WithRuntime(runcRuntimeName, s.runcOptions()),

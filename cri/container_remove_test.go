@@ -6,6 +6,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -66,6 +67,12 @@ func TestIntegrationRemoveContainer(t *testing.T) {
 	if _, err := e.rt.StopContainer(ctx, &runtimeapi.StopContainerRequest{ContainerId: id}); err != nil {
 		t.Fatal(err)
 	}
+	// And a creation cut short: a rootfs snapshot whose record was never made.
+	orphan := newID()
+	_, err = c.SnapshotService("overlayfs").Prepare(nsCtx, orphan, "", snapshots.WithLabels(map[string]string{labelRootfsOf: orphan}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.stopServer()
 	if _, err := c.ContainerService().Update(nsCtx, containers.Container{ID: id, Labels: map[string]string{labelRemoving: "true"}},
 		"labels."+labelRemoving); err != nil {
@@ -78,5 +85,15 @@ func TestIntegrationRemoveContainer(t *testing.T) {
 	list, err = e.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
 	if err != nil || len(list.Containers) != 0 {
 		t.Fatalf("ListContainers after the restart = %v, %v", list, err)
+	}
+	if _, err := c.SnapshotService("overlayfs").Stat(nsCtx, orphan); !errdefs.IsNotFound(err) {
+		t.Errorf("the orphan rootfs snapshot after the restart: %v", err)
+	}
+	// The sandbox's containers' snapshots are not orphans.
+	kept := e.createContainer(run.PodSandboxId, pod, sleeper("kept"))
+	e.stopServer()
+	e.startServer()
+	if _, err := c.SnapshotService("overlayfs").Stat(nsCtx, kept); err != nil {
+		t.Errorf("a live container's rootfs snapshot after a restart: %v", err)
 	}
 }

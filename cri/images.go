@@ -489,6 +489,66 @@ func (s *service) withNewSnapshot(key string, ci *criImage) containerd.NewContai
 	}
 }
 
+// withRootfsSnapshot is withNewSnapshot for a container record created without the
+// containerd client's temporary lease (newContainerRecord): until the record references
+// it, the snapshot is kept from containerd's garbage collector by a gc.root label, and
+// labelled with its container so that one a crash left unreferenced is found
+// (removeOrphanRootfs). RemoveContainer deletes it explicitly, as before.
+func (s *service) withRootfsSnapshot(key string, ci *criImage) containerd.NewContainerOpts {
+	return func(ctx context.Context, client *containerd.Client, c *containers.Container) error {
+		labels := snapshots.WithLabels(map[string]string{labelGCRoot: "rootfs", labelRootfsOf: key})
+		if _, err := client.SnapshotService(s.cfg.Snapshotter).Prepare(ctx, key, ci.info.chainID, labels); err != nil {
+			return fmt.Errorf("prepare rootfs snapshot on image %s: %w", ci.names[0], err)
+		}
+		c.Snapshotter, c.SnapshotKey = s.cfg.Snapshotter, key
+		return nil
+	}
+}
+
+// removeOrphanRootfs removes the rootfs snapshots (withRootfsSnapshot) whose container
+// does not exist: a CreateContainer cut short between the snapshot and the record.
+func (s *service) removeOrphanRootfs(ctx context.Context) error {
+	sn := s.client.SnapshotService(s.cfg.Snapshotter)
+	var orphans []string
+	err := sn.Walk(ctx, func(ctx context.Context, info snapshots.Info) error {
+		if _, err := s.client.ContainerService().Get(ctx, info.Labels[labelRootfsOf]); errdefs.IsNotFound(err) {
+			orphans = append(orphans, info.Name)
+		}
+		return nil
+	}, fmt.Sprintf(`labels."%s"`, labelRootfsOf))
+	if err != nil {
+		return fmt.Errorf("list rootfs snapshots: %w", err)
+	}
+	var errs []error
+	for _, key := range orphans {
+		if err := sn.Remove(ctx, key); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("remove orphan rootfs snapshot %s: %w", key, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// newContainerRecord creates a containerd container from opts without the temporary
+// lease containerd.Client.NewContainer takes around them, which costs two writes of
+// containerd's database and a garbage collection; what the lease protects, the
+// snapshot, withRootfsSnapshot protects with a label instead. If the record cannot be
+// created, the snapshot an option prepared is removed.
+func (s *service) newContainerRecord(ctx context.Context, id string, opts ...containerd.NewContainerOpts) (retErr error) {
+	rec := containers.Container{ID: id}
+	defer func() {
+		if retErr != nil && rec.SnapshotKey != "" {
+			_ = s.client.SnapshotService(rec.Snapshotter).Remove(context.WithoutCancel(ctx), rec.SnapshotKey)
+		}
+	}()
+	for _, o := range opts {
+		if err := o(ctx, s.client, &rec); err != nil {
+			return err
+		}
+	}
+	_, err := s.client.ContainerService().Create(ctx, rec)
+	return err
+}
+
 // imageObject is the containerd client's view of an image from the index, without asking
 // containerd for the record again.
 func (s *service) imageObject(ci *criImage) containerd.Image {

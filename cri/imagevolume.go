@@ -28,6 +28,8 @@ import (
 // when the container is removed or its creation fails, drops both.
 const (
 	labelImageVolumeOf = "sh.skiff.cri/image-volume-of"
+	// labelRootfsOf names the container a rootfs snapshot was prepared for.
+	labelRootfsOf = "sh.skiff.cri/rootfs-of"
 	labelGCRoot        = "containerd.io/gc.root"
 )
 

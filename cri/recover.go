@@ -52,6 +52,9 @@ func (s *service) recover(ctx context.Context) error {
 	klog.FromContext(ctx).Info("Recovered state from containerd",
 		"sandboxes", len(s.store.listSandboxes()), "containers", len(s.store.listContainers()))
 	s.releaseLostSandboxes(ctx, sandboxIDs)
+	if err := s.removeOrphanRootfs(ctx); err != nil {
+		klog.FromContext(ctx).Error(err, "Removing rootfs snapshots of containers a crash left unmade")
+	}
 	return nil
 }
 

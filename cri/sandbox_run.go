@@ -183,7 +183,8 @@ func (s *service) createSandboxRecord(ctx context.Context, meta *sandboxMeta) er
 	if err != nil {
 		return err
 	}
-	_, err = s.client.NewContainer(ctx, meta.ID,
+	// No snapshot, so nothing for the client's temporary lease to protect.
+	err = s.newContainerRecord(ctx, meta.ID,
 		// containerd wants a runtime and a spec on every container; nothing runs this one.
 		containerd.WithRuntime(runcRuntimeName, nil),
 		containerd.WithSpec(&oci.Spec{Version: specs.Version}),

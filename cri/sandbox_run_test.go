@@ -132,9 +132,17 @@ func TestIntegrationPinnedSandbox(t *testing.T) {
 	if err != nil || st.Status.State != runtimeapi.PodSandboxState_SANDBOX_NOTREADY {
 		t.Fatalf("sandbox after the stop: %v, %v", st, err)
 	}
+	e.net.mu.Lock()
+	detaches := e.net.detaches
+	e.net.mu.Unlock()
 	if _, err := e.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
 		t.Fatalf("RemovePodSandbox: %v", err)
 	}
+	e.net.mu.Lock()
+	if e.net.detaches != detaches {
+		t.Errorf("RemovePodSandbox ran CNI DEL again after StopPodSandbox")
+	}
+	e.net.mu.Unlock()
 	if _, err := e.srv.svc.client.LoadContainer(e.srv.svc.ns(ctx), id); !errdefs.IsNotFound(err) {
 		t.Errorf("the sandbox record outlived RemovePodSandbox: %v", err)
 	}

@@ -71,9 +71,14 @@ func (s *service) stopPinnedSandbox(ctx context.Context, sb *sandbox) error {
 	return nil
 }
 
-// detachPodNetwork runs CNI DEL for the sandbox and removes its netns.
+// detachPodNetwork runs CNI DEL for the sandbox and removes its netns, once: the
+// RemovePodSandbox that follows a StopPodSandbox does not run the plugins again. (After
+// a restart it does, which CNI allows.)
 func (s *service) detachPodNetwork(ctx context.Context, sb *sandbox) error {
-	if sb.meta.NetnsPath == "" || s.cfg.Network == nil {
+	sb.mu.Lock()
+	down := sb.networkDown
+	sb.mu.Unlock()
+	if down || sb.meta.NetnsPath == "" || s.cfg.Network == nil {
 		return nil
 	}
 	if err := s.cfg.Network.Detach(ctx, podOf(&sb.meta)); err != nil {
@@ -82,5 +87,8 @@ func (s *service) detachPodNetwork(ctx context.Context, sb *sandbox) error {
 	if err := s.cfg.Network.RemoveNetns(sb.meta.NetnsPath); err != nil {
 		return fmt.Errorf("remove network namespace of sandbox %s: %w", sb.meta.ID, err)
 	}
+	sb.mu.Lock()
+	sb.networkDown = true
+	sb.mu.Unlock()
 	return nil
 }

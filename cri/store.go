@@ -26,6 +26,8 @@ type sandbox struct {
 	// pid of the running pause task or PID namespace holder, whose namespaces
 	// containers join.
 	pid uint32
+	// networkDown is set once a stop has torn down the pod network.
+	networkDown bool
 }
 
 // sandboxMeta is what survives a server restart (JSON in the extension).

@@ -294,7 +294,8 @@ func (s *service) pullImage(ctx context.Context, named reference.Named, auth *ru
 			Target: img.Target(),
 			Labels: map[string]string{labelManaged: "true"},
 		}
-		if err := s.putImageRecord(ctx, byDigest); err != nil {
+		// The index is reloaded once, when the pull returns.
+		if err := s.writeImageRecord(ctx, byDigest); err != nil {
 			return "", fmt.Errorf("record repo digest of %q: %w", ref, err)
 		}
 	}

@@ -150,6 +150,11 @@ func (s *service) importPauseImage(ctx context.Context) error {
 // putImageRecord creates an image record or points an existing one at img's target.
 func (s *service) putImageRecord(ctx context.Context, img images.Image) error {
 	defer s.reloadImages(ctx)
+	return s.writeImageRecord(ctx, img)
+}
+
+// writeImageRecord creates or updates an image record, leaving the index to the caller.
+func (s *service) writeImageRecord(ctx context.Context, img images.Image) error {
 	is := s.client.ImageService()
 	if _, err := is.Create(ctx, img); err == nil || !errors.Is(err, errdefs.ErrAlreadyExists) {
 		return err

@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -271,5 +272,49 @@ func TestIntegrationRestartKillsLostHolder(t *testing.T) {
 	}
 	if _, err := os.Stat(e.srv.svc.sandboxStateDir(run.PodSandboxId)); !os.IsNotExist(err) {
 		t.Errorf("the lost sandbox's state directory is left: %v", err)
+	}
+}
+
+// TestIntegrationAlwaysPause: with Config.AlwaysPause every sandbox is a pause container,
+// as with containerd's CRI, whose namespaces the containers join, across a restart.
+func TestIntegrationAlwaysPause(t *testing.T) {
+	e := newTestEnv(t)
+	e.stopServer()
+	e.cfg.AlwaysPause = true
+	e.startServer()
+	e.pullBusybox()
+	pod := kubeletPod("always-pause")
+	run, err := e.rt.RunPodSandbox(e.ctx, &runtimeapi.RunPodSandboxRequest{Config: pod})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	ctx := e.srv.svc.ns(e.ctx)
+	cc, err := e.srv.svc.client.LoadContainer(ctx, run.PodSandboxId)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := cc.Task(ctx, nil)
+	if err != nil {
+		t.Fatalf("the sandbox has no pause task: %v", err)
+	}
+	pauseUTS, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/uts", task.Pid()))
+	e.stopServer()
+	e.startServer()
+	id := e.createContainer(run.PodSandboxId, pod, sleeper("c"))
+	e.waitState(id, runtimeapi.ContainerState_CONTAINER_RUNNING)
+	if got := e.execOut(id, "readlink", "/proc/self/ns/uts"); got != pauseUTS {
+		t.Errorf("container in UTS namespace %s, the pause container's is %s", got, pauseUTS)
+	}
+	if got := e.execOut(id, "hostname"); got != "always-pause" {
+		t.Errorf("hostname %q", got)
+	}
+	if _, err := e.rt.StopPodSandbox(e.ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: run.PodSandboxId}); err != nil {
+		t.Fatalf("StopPodSandbox: %v", err)
+	}
+	if _, err := e.rt.RemovePodSandbox(e.ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: run.PodSandboxId}); err != nil {
+		t.Fatalf("RemovePodSandbox: %v", err)
+	}
+	if _, err := e.srv.svc.client.LoadContainer(ctx, run.PodSandboxId); !errdefs.IsNotFound(err) {
+		t.Errorf("the pause container outlived RemovePodSandbox: %v", err)
 	}
 }

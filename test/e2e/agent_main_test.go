@@ -30,6 +30,7 @@ func TestAgent(t *testing.T) {
 	t.Run("readiness gates Ready", func(t *testing.T) { t.Parallel(); checkReadinessGate(t, n) })
 	t.Run("pod spec reaches the runtime", func(t *testing.T) { t.Parallel(); checkPodSpecCoverage(t, n) })
 	t.Run("hostNetwork", func(t *testing.T) { t.Parallel(); checkHostNetwork(t, n) })
+	t.Run("shareProcessNamespace", func(t *testing.T) { t.Parallel(); checkSharedProcessNamespace(t, n) })
 }
 
 // kc runs kubectl against the node and fails t (not the node's test) when it fails.

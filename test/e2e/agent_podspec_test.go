@@ -155,3 +155,45 @@ spec:
 		t.Errorf("container does not see the node's interfaces (bridge %s):\n%s", n.bridge, logs)
 	}
 }
+
+// checkSharedProcessNamespace: with shareProcessNamespace the pod's containers see each
+// other's processes, under the pod's own init (skiff's pause process), and each other's
+// hostname and IPC namespace as always; without it, each container is its own PID 1.
+func checkSharedProcessNamespace(t *testing.T, n *node) {
+	applyYAML(t, n, `apiVersion: v1
+kind: Pod
+metadata:
+  name: sharedpid
+spec:
+  terminationGracePeriodSeconds: 1
+  shareProcessNamespace: true
+  containers:
+  - name: a
+    image: nginx
+    command: ["sleep", "3601"]
+  - name: b
+    image: nginx
+    command: ["sleep", "3602"]
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: ownpid
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: a
+    image: nginx
+    command: ["sleep", "3603"]
+`)
+	for _, name := range []string{"sharedpid", "ownpid"} {
+		waitPod(t, n, name, "Running", 2*time.Minute, func(p corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning })
+	}
+	procs := kc(t, n, "exec", "sharedpid", "-c", "a", "--", "sh", "-c", "cat /proc/1/cmdline; echo; cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
+	if !strings.HasPrefix(procs, "/pause") || !strings.Contains(procs, "sleep 3602") {
+		t.Errorf("container a of a pod sharing its process namespace sees:\n%s\nwant /pause as PID 1 and container b's sleep 3602", procs)
+	}
+	if own := kc(t, n, "exec", "ownpid", "--", "cat", "/proc/1/cmdline"); !strings.HasPrefix(own, "sleep") {
+		t.Errorf("PID 1 of a pod not sharing its process namespace runs %q, want its own sleep", own)
+	}
+}

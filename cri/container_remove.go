@@ -2,10 +2,12 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	containerd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/errdefs"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -30,8 +32,9 @@ func (s *service) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveCon
 
 // removeContainer stops c and deletes it. When its exited task is still being deleted
 // (runc delete, which StopContainer does not wait for), the container is marked as being
-// removed in containerd and gone from the CRI's view at once, and its record and snapshot
-// follow in the background; a server that restarts meanwhile finishes the job (recover).
+// removed (a file under RootDir) and gone from the CRI's view at once, and its record and
+// snapshot follow in the background; a server that restarts meanwhile finishes the job
+// (recover).
 func (s *service) removeContainer(ctx context.Context, c *container) error {
 	if err := s.stopContainer(ctx, c, 0); err != nil {
 		return err
@@ -56,11 +59,8 @@ func (s *service) removeContainer(ctx context.Context, c *container) error {
 		s.forgetContainer(ctx, c)
 		return nil
 	}
-	_, err := s.client.ContainerService().Update(ctx, containers.Container{
-		ID: c.meta.ID, Labels: map[string]string{labelRemoving: "true"},
-	}, "labels."+labelRemoving)
-	if err != nil {
-		return fmt.Errorf("mark container %s as being removed: %w", c.meta.ID, err)
+	if err := s.markRemoving(c.meta.ID); err != nil {
+		return err
 	}
 	s.forgetContainer(ctx, c)
 	s.wg.Add(1)
@@ -75,7 +75,9 @@ func (s *service) removeContainer(ctx context.Context, c *container) error {
 		defer cancel()
 		if err := s.deleteContainerRecord(ctx, c.meta.ID, false); err != nil {
 			klog.FromContext(ctx).Error(err, "Finish removing container", "containerID", c.meta.ID)
+			return // the mark stays: the next server tries again
 		}
+		s.unmarkRemoving(ctx, c.meta.ID)
 	}()
 	return nil
 }
@@ -126,4 +128,46 @@ func isClosed(ch <-chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// removingDir holds an empty file per container whose removal is under way.
+func (s *service) removingDir() string { return filepath.Join(s.cfg.RootDir, "removing") }
+
+// markRemoving records that container id is being removed. The file is not synced: it
+// only has to outlive the server process, whose crash leaves the page cache alone; after
+// a power loss the container comes back as exited, and kubelet removes it again.
+func (s *service) markRemoving(id string) error {
+	if err := os.MkdirAll(s.removingDir(), 0o700); err != nil {
+		return fmt.Errorf("mark container %s as being removed: %w", id, err)
+	}
+	if err := os.WriteFile(filepath.Join(s.removingDir(), id), nil, 0o600); err != nil {
+		return fmt.Errorf("mark container %s as being removed: %w", id, err)
+	}
+	return nil
+}
+
+func (s *service) unmarkRemoving(ctx context.Context, id string) {
+	if err := os.Remove(filepath.Join(s.removingDir(), id)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		klog.FromContext(ctx).Error(err, "Unmark a removed container", "containerID", id)
+	}
+}
+
+// finishRemovals deletes the containers whose removal a stopped server left under way,
+// and returns their IDs, which recover then skips.
+func (s *service) finishRemovals(ctx context.Context) map[string]bool {
+	entries, err := os.ReadDir(s.removingDir())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		klog.FromContext(ctx).Error(err, "List containers being removed")
+	}
+	removing := map[string]bool{}
+	for _, e := range entries {
+		id := e.Name()
+		removing[id] = true
+		if err := s.deleteContainerRecord(ctx, id, true); err != nil {
+			klog.FromContext(ctx).Error(err, "Finish removing container", "containerID", id)
+			continue
+		}
+		s.unmarkRemoving(ctx, id)
+	}
+	return removing
 }

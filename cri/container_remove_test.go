@@ -1,11 +1,11 @@
 package cri
 
 import (
+	"os"
 	"testing"
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
-	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/errdefs"
@@ -61,6 +61,12 @@ func TestIntegrationRemoveContainer(t *testing.T) {
 	if _, err := c.SnapshotService("overlayfs").Stat(nsCtx, id); !errdefs.IsNotFound(err) {
 		t.Errorf("the removed container's snapshot: %v", err)
 	}
+	marks := func() []os.DirEntry { entries, _ := os.ReadDir(e.srv.svc.removingDir()); return entries }
+	for deadline := time.Now().Add(5 * time.Second); len(marks()) != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("removal marks left: %v", marks())
+		}
+	}
 
 	// A removal cut short: marked, still recorded.
 	id = e.createContainer(run.PodSandboxId, pod, sleeper("cut-short"))
@@ -73,14 +79,17 @@ func TestIntegrationRemoveContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc := e.srv.svc
 	e.stopServer()
-	if _, err := c.ContainerService().Update(nsCtx, containers.Container{ID: id, Labels: map[string]string{labelRemoving: "true"}},
-		"labels."+labelRemoving); err != nil {
+	if err := svc.markRemoving(id); err != nil {
 		t.Fatal(err)
 	}
 	e.startServer()
 	if inContainerd(id) {
 		t.Error("the restarted server did not finish removing the container")
+	}
+	if len(marks()) != 0 {
+		t.Errorf("removal marks left after the restart: %v", marks())
 	}
 	list, err = e.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
 	if err != nil || len(list.Containers) != 0 {

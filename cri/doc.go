@@ -31,8 +31,8 @@
 // namespace inode, still runs. Neither the mounts nor the holder depend on the server.
 //
 // StopContainer returns once the exit is recorded and `runc delete` runs behind it;
-// RemoveContainer of such a container marks it (label sh.skiff.cri/removing), drops it
-// from the CRI's view and finishes in the background, or the next server does.
+// RemoveContainer of such a container marks it (an empty file in RootDir/removing),
+// drops it from the CRI's view and finishes in the background, or the next server does.
 //
 // Exec, Attach and PortForward answer with a URL on the streaming server (loopback, an
 // ephemeral port by default) carrying a one-time token; the session itself speaks

@@ -30,7 +30,7 @@ const (
 	labelImageVolumeOf = "sh.skiff.cri/image-volume-of"
 	// labelRootfsOf names the container a rootfs snapshot was prepared for.
 	labelRootfsOf = "sh.skiff.cri/rootfs-of"
-	labelGCRoot        = "containerd.io/gc.root"
+	labelGCRoot   = "containerd.io/gc.root"
 )
 
 func (s *service) imageVolumeDir(containerID string) string {

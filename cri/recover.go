@@ -27,6 +27,7 @@ import (
 // re-attaching to running tasks and recording exits that happened while no server ran.
 func (s *service) recover(ctx context.Context) error {
 	sandboxIDs := map[string]bool{} // every sandbox containerd has, recovered or not
+	removed := s.finishRemovals(ctx)
 	for _, kind := range []string{kindSandbox, kindContainer} {
 		list, err := s.client.Containers(ctx, fmt.Sprintf(`labels."%s"==%s`, labelKind, kind))
 		if err != nil {
@@ -34,12 +35,12 @@ func (s *service) recover(ctx context.Context) error {
 		}
 		for _, cc := range list {
 			var err error
-			switch info, _ := cc.Info(ctx, containerd.WithoutRefreshedMetadata); {
+			switch {
 			case kind == kindSandbox:
 				sandboxIDs[cc.ID()] = true
 				err = s.recoverSandbox(ctx, cc)
-			case info.Labels[labelRemoving] != "":
-				err = s.deleteContainerRecord(ctx, cc.ID(), true)
+			case removed[cc.ID()]:
+				// Its deletion failed again; it stays out of the CRI's view.
 			default:
 				err = s.recoverContainer(ctx, cc)
 			}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -442,6 +443,14 @@ func TestIntegrationRestartReleasesLostSandboxes(t *testing.T) {
 	if err := os.MkdirAll(lostDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The FIFOs of a task whose deletion a crash cut short.
+	staleFIFOs := filepath.Join(e.cfg.StateDir, "io", "stale")
+	if err := os.MkdirAll(staleFIFOs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(filepath.Join(staleFIFOs, "x-stdout"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// A sandbox without a pause container had pinned its namespaces.
 	lostState := e.srv.svc.sandboxStateDir(lost)
 	if err := os.MkdirAll(lostState, 0o700); err != nil {
@@ -458,7 +467,7 @@ func TestIntegrationRestartReleasesLostSandboxes(t *testing.T) {
 	if _, ok := held[lost]; ok {
 		t.Errorf("the lost sandbox still holds network state: %v", held)
 	}
-	for _, dir := range []string{lostDir, lostState} {
+	for _, dir := range []string{lostDir, lostState, staleFIFOs} {
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {
 			t.Errorf("the lost sandbox's directory %s is still there: %v", dir, err)
 		}

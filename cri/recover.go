@@ -53,6 +53,7 @@ func (s *service) recover(ctx context.Context) error {
 	klog.FromContext(ctx).Info("Recovered state from containerd",
 		"sandboxes", len(s.store.listSandboxes()), "containers", len(s.store.listContainers()))
 	s.releaseLostSandboxes(ctx, sandboxIDs)
+	s.removeStaleFIFOs(ctx)
 	if err := s.removeOrphanRootfs(ctx); err != nil {
 		klog.FromContext(ctx).Error(err, "Removing rootfs snapshots of containers a crash left unmade")
 	}
@@ -354,4 +355,32 @@ func (s *service) pinsHeld(meta *sandboxMeta) bool {
 		}
 	}
 	return true
+}
+
+// removeStaleFIFOs removes the FIFO directories no recovered task uses: those of tasks
+// that exited and were deleted while no server ran, or whose server died between the
+// exit and the deletion, and those of exec sessions, which end with their server. A FIFO
+// a process still has open keeps working once its name is gone.
+func (s *service) removeStaleFIFOs(ctx context.Context) {
+	inUse := map[string]bool{}
+	for _, c := range s.store.listContainers() {
+		c.mu.Lock()
+		if c.logs != nil && c.logs.fifoDir != "" {
+			inUse[c.logs.fifoDir] = true
+		}
+		c.mu.Unlock()
+	}
+	entries, err := os.ReadDir(s.fifoDir())
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		klog.FromContext(ctx).Error(err, "List FIFO directories")
+	}
+	for _, e := range entries {
+		dir := filepath.Join(s.fifoDir(), e.Name())
+		if inUse[dir] {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			klog.FromContext(ctx).Error(err, "Remove a stale FIFO directory", "dir", dir)
+		}
+	}
 }

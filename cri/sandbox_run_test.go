@@ -84,6 +84,14 @@ func TestIntegrationPinnedSandbox(t *testing.T) {
 	}
 	b := e.createContainer(id, pod, sleeper("b")) // made after the restart
 	e.waitState(b, runtimeapi.ContainerState_CONTAINER_RUNNING)
+	// A second restart re-attaches to both tasks' FIFOs, which the first kept.
+	e.stopServer()
+	e.startServer()
+	for _, c := range []string{a, b} {
+		if st := e.containerStatus(c); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			t.Fatalf("container %s after a second restart: %v", c, st.State)
+		}
+	}
 
 	hostIPCNS, _ := os.Readlink("/proc/thread-self/ns/ipc")
 	seen := map[string]string{}

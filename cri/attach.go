@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"fmt"
+	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/errdefs"
@@ -24,6 +25,10 @@ func (s *service) Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*r
 	req.ContainerId = c.meta.ID
 	return s.stream.handler.GetAttach(req)
 }
+
+// attachFlushTimeout bounds how long an attach session that saw its container exit
+// waits for the client to take the output still queued for it.
+const attachFlushTimeout = 10 * time.Second
 
 // attachStream runs one attach session until the container exits (its output is
 // then fully delivered), the client goes away, or a stdin-only client ends its input.
@@ -49,13 +54,12 @@ func (s *service) attachStream(ctx context.Context, id string, st streams) error
 		return fmt.Errorf("container %s was not created with stdin, and no output was asked for: %w", c.meta.ID, errdefs.ErrInvalidArgument)
 	}
 
-	removeOut, outFailed := logs.stdout.add(st.out)
-	defer removeOut()
-	var errFailed <-chan struct{}
+	out := logs.stdout.add(st.out)
+	defer out.remove()
+	var errOut *fanoutSub
 	if !cfg.GetTty() {
-		var removeErr func()
-		removeErr, errFailed = logs.stderr.add(st.err)
-		defer removeErr()
+		errOut = logs.stderr.add(st.err)
+		defer errOut.remove()
 	}
 	task, err := s.task(ctx, c.meta.ID)
 	if err != nil {
@@ -88,12 +92,15 @@ func (s *service) attachStream(ctx context.Context, id string, st streams) error
 	// write is how a vanished client shows.
 	select {
 	case <-exited:
+		// The output before the exit reaches a client that still reads.
+		out.flush(attachFlushTimeout)
+		errOut.flush(attachFlushTimeout)
 		return nil
 	case <-inputOnly:
 		return nil
-	case <-outFailed:
+	case <-out.failed():
 		return fmt.Errorf("attach to container %s: client stopped reading stdout", c.meta.ID)
-	case <-errFailed:
+	case <-errOut.failed():
 		return fmt.Errorf("attach to container %s: client stopped reading stderr", c.meta.ID)
 	case <-ctx.Done():
 		return fmt.Errorf("attach to container %s ended: %w", c.meta.ID, ctx.Err())

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -23,29 +24,83 @@ func TestOutputFanout(t *testing.T) {
 		t.Errorf("Write with no clients = %d, %v", n, err)
 	}
 	var a, b strings.Builder
-	removeA, _ := f.add(&a)
-	f.add(&b)
+	subA := f.add(&a)
+	subB := f.add(&b)
 	bad := &failingWriter{}
-	_, badFailed := f.add(bad)
-	if _, never := f.add(nil); never != nil { // a session that asked for no such stream
+	badSub := f.add(bad)
+	if never := f.add(nil); never.failed() != nil { // a session that asked for no such stream
 		t.Error("a nil writer got a failure channel")
 	}
 	_, _ = f.Write([]byte("one "))
-	removeA()
+	subA.flush(time.Second)
 	if n, err := f.Write([]byte("two")); n != 3 || err != nil {
 		t.Errorf("Write with a failed client = %d, %v; the log must go on", n, err)
 	}
+	subB.flush(time.Second)
 	if a.String() != "one " || b.String() != "one two" {
 		t.Errorf("clients got %q and %q", a.String(), b.String())
+	}
+	select {
+	case <-badSub.failed():
+	case <-time.After(5 * time.Second):
+		t.Error("a failed client's failure channel is open")
 	}
 	if bad.writes != 1 {
 		t.Errorf("a failed client was written to %d times, want it dropped after 1", bad.writes)
 	}
+}
+
+// blockedWriter is a client that stopped reading: its writes never return until released.
+type blockedWriter struct{ release chan struct{} }
+
+func (w *blockedWriter) Write(p []byte) (int, error) {
+	<-w.release
+	return len(p), nil
+}
+
+// A client that stops reading neither blocks the container's output nor keeps up: it
+// is dropped once its queue is full, and the others get everything.
+func TestOutputFanoutDropsStalledClient(t *testing.T) {
+	var f outputFanout
+	stalled := &blockedWriter{release: make(chan struct{})}
+	defer close(stalled.release)
+	sub := f.add(stalled)
+	fine := &ackWriter{got: make(chan struct{})}
+	fineSub := f.add(fine)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for range fanoutQueueLen + 10 {
+			_, _ = f.Write([]byte("x"))
+			<-fine.got // the reading client keeps up
+		}
+	}()
 	select {
-	case <-badFailed:
-	default:
-		t.Error("a failed client's failure channel is open")
+	case <-written:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a stalled client blocked the output")
 	}
+	select {
+	case <-sub.failed():
+	default:
+		t.Error("a stalled client was not dropped")
+	}
+	fineSub.flush(5 * time.Second)
+	if fine.n != fanoutQueueLen+10 {
+		t.Errorf("the reading client got %d bytes, want %d", fine.n, fanoutQueueLen+10)
+	}
+}
+
+// ackWriter counts what it gets and says so after each write.
+type ackWriter struct {
+	n   int
+	got chan struct{}
+}
+
+func (w *ackWriter) Write(p []byte) (int, error) {
+	w.n += len(p)
+	w.got <- struct{}{}
+	return len(p), nil
 }
 
 // TestIntegrationAttach attaches the stock crictl to a container's main process:

@@ -264,36 +264,71 @@ func (l *containerLog) closeStdin() {
 }
 
 // outputFanout copies one output stream of a container to attached clients.
-// It never fails: a client whose write fails is dropped, and the log goes on.
+// It never fails and never waits for a client: each has a queue of its own, written
+// out by a goroutine of its own, and a client that falls fanoutQueueLen writes behind
+// (it stopped reading) or whose write fails is dropped, while the log goes on. A
+// stalled `kubectl attach` must not stall the container, whose writes would block once
+// the FIFO between them is full.
 type outputFanout struct {
 	mu   sync.Mutex
 	next int
 	subs map[int]*fanoutClient
 }
 
+// fanoutQueueLen bounds a client's backlog, in writes of the log copier (up to 32 KiB
+// each, so at most a few MiB).
+const fanoutQueueLen = 128
+
 type fanoutClient struct {
-	w      io.Writer
-	failed chan struct{}
+	w       io.Writer
+	queue   chan []byte   // closed (under outputFanout.mu) when the client is dropped
+	stopped atomic.Bool   // set by remove: queued writes are not written
+	failed  chan struct{} // closed when a write fails or the queue overflows
+	fail    sync.Once
+	done    chan struct{} // closed when the writer goroutine has ended
+}
+
+func (c *fanoutClient) markFailed() { c.fail.Do(func() { close(c.failed) }) }
+
+func (c *fanoutClient) run() {
+	defer close(c.done)
+	for p := range c.queue {
+		if c.stopped.Load() {
+			continue
+		}
+		if _, err := c.w.Write(p); err != nil {
+			c.markFailed()
+			c.stopped.Store(true)
+		}
+	}
 }
 
 func (f *outputFanout) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for id, c := range f.subs {
-		if _, err := c.w.Write(p); err != nil {
+		select {
+		case c.queue <- bytes.Clone(p):
+		default:
 			delete(f.subs, id)
-			close(c.failed)
+			close(c.queue)
+			c.markFailed()
 		}
 	}
 	return len(p), nil
 }
 
-// add subscribes w and returns the function that unsubscribes it (after it returns,
-// w gets no more writes) and a channel closed if a write to w fails: the client went
-// away. A nil w is not subscribed and never fails.
-func (f *outputFanout) add(w io.Writer) (remove func(), failed <-chan struct{}) {
+// fanoutSub is one client's subscription.
+type fanoutSub struct {
+	f  *outputFanout
+	id int
+	c  *fanoutClient
+}
+
+// add subscribes w. A nil w is not subscribed and never fails.
+func (f *outputFanout) add(w io.Writer) *fanoutSub {
 	if w == nil {
-		return func() {}, nil
+		return nil
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -302,11 +337,46 @@ func (f *outputFanout) add(w io.Writer) (remove func(), failed <-chan struct{}) 
 	}
 	id := f.next
 	f.next++
-	c := &fanoutClient{w: w, failed: make(chan struct{})}
+	c := &fanoutClient{w: w, queue: make(chan []byte, fanoutQueueLen), failed: make(chan struct{}), done: make(chan struct{})}
 	f.subs[id] = c
-	return func() {
-		f.mu.Lock()
-		delete(f.subs, id)
-		f.mu.Unlock()
-	}, c.failed
+	go c.run()
+	return &fanoutSub{f: f, id: id, c: c}
 }
+
+// failed is closed if the client went away or fell too far behind; nil for no client.
+func (s *fanoutSub) failed() <-chan struct{} {
+	if s == nil {
+		return nil
+	}
+	return s.c.failed
+}
+
+// unsubscribe stops the writes to the client; with deliver, what is queued is written
+// first, for up to timeout.
+func (s *fanoutSub) unsubscribe(deliver bool, timeout time.Duration) {
+	if s == nil {
+		return
+	}
+	s.f.mu.Lock()
+	if _, ok := s.f.subs[s.id]; ok {
+		delete(s.f.subs, s.id)
+		close(s.c.queue)
+	}
+	s.f.mu.Unlock()
+	if !deliver {
+		s.c.stopped.Store(true)
+		return
+	}
+	select {
+	case <-s.c.done:
+	case <-time.After(timeout):
+		s.c.stopped.Store(true)
+	}
+}
+
+// remove stops the writes to the client: what is queued is dropped (a write under way
+// may still finish).
+func (s *fanoutSub) remove() { s.unsubscribe(false, 0) }
+
+// flush writes out what is queued for the client, for up to timeout, then stops.
+func (s *fanoutSub) flush(timeout time.Duration) { s.unsubscribe(true, timeout) }

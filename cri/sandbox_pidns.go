@@ -158,7 +158,13 @@ func (s *service) startPIDHolder(ctx context.Context, sb *sandbox) (retErr error
 	if err := writeJSONFile(s.holderFile(sb.meta.ID), sb.meta.Holder); err != nil {
 		return err
 	}
-	sb.pid, sb.exited = uint32(pid), make(chan struct{})
+	// A pidfd, taken while the child cannot have been reaped: signals sent through it
+	// reach the holder or nothing, never a process that reuses its PID later.
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return fmt.Errorf("pidfd of the pod's PID namespace holder: %w", err)
+	}
+	sb.pid, sb.exited, sb.holderFD = uint32(pid), make(chan struct{}), os.NewFile(uintptr(fd), "pidfd")
 	s.watchHolder(sb, func() { _ = cmd.Wait() })
 	return nil
 }
@@ -171,10 +177,9 @@ func (s *service) recoverPIDHolder(sb *sandbox) bool {
 	if !ok {
 		return false
 	}
-	sb.pid, sb.exited = uint32(h.PID), make(chan struct{})
+	sb.pid, sb.exited, sb.holderFD = uint32(h.PID), make(chan struct{}), os.NewFile(uintptr(fd), "pidfd")
 	s.watchHolder(sb, func() {
 		// Not our child any more: its pidfd turns readable when it exits.
-		defer unix.Close(fd)
 		_ = waitPidfd(s.lifetime, fd)
 	})
 	return true
@@ -190,8 +195,14 @@ func (s *service) watchHolder(sb *sandbox, wait func()) {
 		go func() { wait(); close(done) }()
 		select {
 		case <-s.lifetime.Done():
-			return // the holder outlives the server
 		case <-done:
+		}
+		if s.lifetime.Err() != nil { // the holder outlives the server
+			sb.mu.Lock()
+			_ = sb.holderFD.Close()
+			sb.holderFD = nil
+			sb.mu.Unlock()
+			return
 		}
 		if err := deleteCgroup(sb.meta.CgroupsPath); err != nil {
 			klog.FromContext(s.lifetime).Error(err, "Remove the cgroup of a PID namespace holder", "podSandboxID", sb.meta.ID)
@@ -200,6 +211,8 @@ func (s *service) watchHolder(sb *sandbox, wait func()) {
 		wasReady := sb.state == runtimeapi.PodSandboxState_SANDBOX_READY
 		sb.state = runtimeapi.PodSandboxState_SANDBOX_NOTREADY
 		exited := sb.exited
+		_ = sb.holderFD.Close()
+		sb.holderFD = nil
 		sb.mu.Unlock()
 		if wasReady { // not for a RunPodSandbox that failed after starting it
 			s.sandboxEvent(sb, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
@@ -212,19 +225,13 @@ func (s *service) watchHolder(sb *sandbox, wait func()) {
 func (s *service) stopPIDHolder(ctx context.Context, sb *sandbox) error {
 	sb.mu.Lock()
 	pid, exited := sb.pid, sb.exited
+	var err error
+	if sb.holderFD != nil { // nil once the watcher saw the exit
+		err = unix.PidfdSendSignal(int(sb.holderFD.Fd()), unix.SIGKILL, nil, 0)
+	}
 	sb.mu.Unlock()
 	if sb.meta.Holder == nil || exited == nil {
 		return nil
-	}
-	select {
-	case <-exited:
-		return nil
-	default:
-	}
-	fd, err := unix.PidfdOpen(int(pid), 0)
-	if err == nil {
-		err = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
-		unix.Close(fd)
 	}
 	if err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("kill the pod's PID namespace holder %d: %w", pid, err)

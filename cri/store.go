@@ -2,11 +2,13 @@ package cri
 
 import (
 	"fmt"
-	containerd "github.com/containerd/containerd/v2/client"
+	"os"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
 
 	"github.com/containerd/errdefs"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -28,6 +30,8 @@ type sandbox struct {
 	pid uint32
 	// networkDown is set once a stop has torn down the pod network.
 	networkDown bool
+	// holderFD is a pidfd of the running PID namespace holder (nil without one).
+	holderFD *os.File
 }
 
 // sandboxMeta is what survives a server restart (JSON in the extension).

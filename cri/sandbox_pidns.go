@@ -102,6 +102,10 @@ func (s *service) installPauseBinary() error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("install pause binary: %w", err)
 	}
+	// The nobody user must be able to look it up once chrooted there.
+	if err := os.Chmod(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("install pause binary: %w", err)
+	}
 	tmp := dst + ".tmp"
 	if err := os.WriteFile(tmp, bin, 0o555); err != nil {
 		return fmt.Errorf("install pause binary: %w", err)
@@ -112,21 +116,21 @@ func (s *service) installPauseBinary() error {
 	return nil
 }
 
-func (s *service) pauseBinary() string { return filepath.Join(s.cfg.RootDir, "bin", "pause") }
+// pauseRoot is the holder's root directory: only the pause binary, so the holder, PID 1
+// of the pod, shows the pod's processes nothing of the host through /proc/1/root.
+func (s *service) pauseRoot() string { return filepath.Join(s.cfg.RootDir, "pause-root") }
+
+func (s *service) pauseBinary() string { return filepath.Join(s.pauseRoot(), "pause") }
 
 // startPIDHolder starts sb's PID namespace holder and watches it; sb is ready once it runs.
 func (s *service) startPIDHolder(ctx context.Context, sb *sandbox) (retErr error) {
-	// Executed through its descriptor, so that the nobody user needs no search right on
-	// the directories above RootDir.
-	bin, err := os.Open(s.pauseBinary())
-	if err != nil {
-		return fmt.Errorf("start the pod's PID namespace holder: %w", err)
-	}
-	defer bin.Close()
-	cmd := &exec.Cmd{Path: "/proc/self/fd/3", Args: []string{"/pause"}, Dir: "/", Env: []string{},
-		ExtraFiles: []*os.File{bin}}
+	// Chrooted (as root, before the user changes) into a directory holding only the
+	// binary, so the nobody user needs no search right above RootDir. pause makes
+	// itself undumpable, which closes /proc/1/ns and ptrace to the pod's processes.
+	cmd := &exec.Cmd{Path: "/pause", Args: []string{"/pause"}, Dir: "/", Env: []string{}}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWPID,
+		Chroot:     s.pauseRoot(),
 		Setsid:     true,
 		Credential: &syscall.Credential{Uid: pauseUID, Gid: pauseGID, Groups: []uint32{}},
 	}

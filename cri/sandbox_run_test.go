@@ -180,6 +180,12 @@ func TestIntegrationSharedPIDSandbox(t *testing.T) {
 	if got := e.execOut(id, "hostname"); got != "shared-pid" {
 		t.Errorf("hostname %q", got)
 	}
+	// The holder shows the pod nothing of the host: its root and namespaces are closed
+	// to the pod's processes, even root ones (no CAP_SYS_PTRACE).
+	if got := e.execOut(id, "sh", "-c", "ls /proc/1/root/ 2>&1; readlink /proc/1/ns/net 2>&1; true"); strings.Contains(got, "etc") ||
+		strings.Contains(got, "net:[") {
+		t.Errorf("the pod sees through its PID 1:\n%s", got)
+	}
 	ns := e.execOut(id, "readlink", "/proc/self/ns/pid")
 
 	// The holder is not the server's: it survives a restart and is found again.

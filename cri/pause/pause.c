@@ -9,6 +9,7 @@
  * Built freestanding (-nostdlib, raw syscalls) so the static binary stays a few KB.
  */
 
+#define PR_SET_DUMPABLE 4
 #define SIGINT 2
 #define SIGTERM 15
 #define SIGCHLD 17
@@ -16,6 +17,7 @@
 #define WNOHANG 1
 
 #if defined(__x86_64__)
+#define SYS_prctl 157
 #define SYS_rt_sigprocmask 14
 #define SYS_wait4 61
 #define SYS_exit_group 231
@@ -32,6 +34,7 @@ static long sys4(long n, long a, long b, long c, long d)
 	return ret;
 }
 #elif defined(__aarch64__)
+#define SYS_prctl 167
 #define SYS_rt_sigprocmask 135
 #define SYS_wait4 260
 #define SYS_exit_group 94
@@ -68,6 +71,11 @@ __attribute__((noreturn)) void _start(void)
 {
 	unsigned long set = SIGBIT(SIGINT) | SIGBIT(SIGTERM) | SIGBIT(SIGCHLD);
 
+	/*
+	 * Not dumpable: the pod's other processes, which share its PID namespace and may
+	 * share its user, cannot ptrace it or open its /proc/1/root and /proc/1/ns links.
+	 */
+	sys4(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0);
 	sys4(SYS_rt_sigprocmask, SIG_BLOCK, (long)&set, 0, sizeof(set));
 	for (;;) {
 		long sig = sys4(SYS_rt_sigtimedwait, (long)&set, 0, 0, sizeof(set));

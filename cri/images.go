@@ -491,10 +491,10 @@ func (s *service) withNewSnapshot(key string, ci *criImage) containerd.NewContai
 }
 
 // withRootfsSnapshot is withNewSnapshot for a container record created without the
-// containerd client's temporary lease (newContainerRecord): until the record references
-// it, the snapshot is kept from containerd's garbage collector by a gc.root label, and
-// labelled with its container so that one a crash left unreferenced is found
-// (removeOrphanRootfs). RemoveContainer deletes it explicitly, as before.
+// containerd client's temporary lease (newContainerRecord): the snapshot is kept from
+// containerd's garbage collector by a gc.root label, which stays (RemoveContainer
+// deletes the snapshot explicitly), and labelled with its container so that one a crash
+// left without its record is found (removeOrphanRootfs).
 func (s *service) withRootfsSnapshot(key string, ci *criImage) containerd.NewContainerOpts {
 	return func(ctx context.Context, client *containerd.Client, c *containers.Container) error {
 		labels := snapshots.WithLabels(map[string]string{labelGCRoot: "rootfs", labelRootfsOf: key})

@@ -275,8 +275,8 @@ type outputFanout struct {
 	subs map[int]*fanoutClient
 }
 
-// fanoutQueueLen bounds a client's backlog, in writes of the log copier (up to 32 KiB
-// each, so at most a few MiB).
+// fanoutQueueLen bounds a client's backlog, in writes of the log copier (up to 16 KiB
+// each, so at most 2 MiB).
 const fanoutQueueLen = 128
 
 type fanoutClient struct {

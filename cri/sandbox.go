@@ -74,13 +74,17 @@ func (s *service) mountSandboxShm(id string) error {
 
 // releaseSandboxState unmounts a sandbox's namespace pins and /dev/shm and removes its
 // state directory. It is idempotent.
+//
+// Everything is released that can be; the directory goes only when all of it went, so
+// that a retry still finds what is left (a holder's record, a pin).
 func (s *service) releaseSandboxState(ctx context.Context, id string) error {
-	if err := errors.Join(s.killLostHolder(ctx, id), unpinNamespaces(s.sandboxPins(id))); err != nil {
-		return err
-	}
+	errs := []error{s.killLostHolder(ctx, id), unpinNamespaces(s.sandboxPins(id))}
 	shm := s.sandboxShm(id)
 	if err := syscall.Unmount(shm, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
-		return fmt.Errorf("unmount sandbox shm: %w", err)
+		errs = append(errs, fmt.Errorf("unmount sandbox shm: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	return os.RemoveAll(s.sandboxStateDir(id))
 }

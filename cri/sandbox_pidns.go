@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -29,6 +31,9 @@ type pidHolder struct {
 	// NS is the inode of the PID namespace it was started in: a process found at PID
 	// later is the holder only if it is still in that namespace.
 	NS uint64
+	// Start is its start time (field 22 of /proc/<pid>/stat, in clock ticks since boot),
+	// which tells it from a later process that got the same PID.
+	Start uint64 `json:",omitempty"`
 	// Cgroup is the cgroup it was moved into.
 	Cgroup string
 }
@@ -43,12 +48,34 @@ func openHolder(h *pidHolder) (int, bool) {
 	if err != nil {
 		return -1, false
 	}
-	// The pidfd pins the process; the namespace check says it is the holder we started.
-	if ns, err := pidNamespaceOf(h.PID); err != nil || ns != h.NS {
+	// The pidfd pins the process; its namespace and start time say it is the holder we
+	// started, and a null signal that it has not exited since.
+	ns, err := pidNamespaceOf(h.PID)
+	start, startErr := processStart(h.PID)
+	if err != nil || ns != h.NS || startErr != nil || (h.Start != 0 && start != h.Start) ||
+		unix.PidfdSendSignal(fd, 0, nil, 0) != nil {
 		unix.Close(fd)
 		return -1, false
 	}
 	return fd, true
+}
+
+// processStart reads a process's start time, in clock ticks since boot.
+func processStart(pid int) (uint64, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces and parentheses: count from its end.
+	end := bytes.LastIndexByte(stat, ')')
+	if end < 0 {
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	fields := strings.Fields(string(stat[end+1:]))
+	if len(fields) < 20 { // fields 3 to 22
+		return 0, fmt.Errorf("parse /proc/%d/stat", pid)
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
 }
 
 // killLostHolder kills the holder recorded in a sandbox's state directory, if it still
@@ -62,7 +89,12 @@ func (s *service) killLostHolder(ctx context.Context, id string) error {
 		}
 		return err
 	}
-	if fd, ok := openHolder(&h); ok {
+	if h.PID == 0 {
+		// Recorded before it was started: whatever is in its cgroup is it.
+		if err := killCgroupProcs(ctx, h.Cgroup); err != nil {
+			return fmt.Errorf("kill the PID namespace holder of sandbox %s: %w", id, err)
+		}
+	} else if fd, ok := openHolder(&h); ok {
 		err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
 		if err == nil {
 			err = waitPidfd(ctx, fd)
@@ -127,6 +159,10 @@ func (s *service) startPIDHolder(ctx context.Context, sb *sandbox) (retErr error
 	// Chrooted (as root, before the user changes) into a directory holding only the
 	// binary, so the nobody user needs no search right above RootDir. pause makes
 	// itself undumpable, which closes /proc/1/ns and ptrace to the pod's processes.
+	// Its cgroup is recorded first: a holder a crash leaves unrecorded is found in it.
+	if err := writeJSONFile(s.holderFile(sb.meta.ID), &pidHolder{Cgroup: sb.meta.CgroupsPath}); err != nil {
+		return err
+	}
 	cmd := &exec.Cmd{Path: "/pause", Args: []string{"/pause"}, Dir: "/", Env: []string{}}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWPID,
@@ -156,7 +192,11 @@ func (s *service) startPIDHolder(ctx context.Context, sb *sandbox) (retErr error
 	if err != nil {
 		return err
 	}
-	sb.meta.Holder = &pidHolder{PID: pid, NS: ns, Cgroup: sb.meta.CgroupsPath}
+	start, err := processStart(pid)
+	if err != nil {
+		return fmt.Errorf("start time of the pod's PID namespace holder: %w", err)
+	}
+	sb.meta.Holder = &pidHolder{PID: pid, NS: ns, Start: start, Cgroup: sb.meta.CgroupsPath}
 	// Until the sandbox's record is in containerd, this file is how a restarted server
 	// finds a holder whose RunPodSandbox a crash cut short (releaseSandboxState).
 	if err := writeJSONFile(s.holderFile(sb.meta.ID), sb.meta.Holder); err != nil {
@@ -245,6 +285,8 @@ func (s *service) stopPIDHolder(ctx context.Context, sb *sandbox) error {
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-s.lifetime.Done(): // no watcher will see the exit; the next server will
+		return fmt.Errorf("kill the pod's PID namespace holder %d: the server is stopping", pid)
 	}
 }
 

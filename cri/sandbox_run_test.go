@@ -3,10 +3,13 @@ package cri
 import (
 	"fmt"
 	"os"
+	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
@@ -263,6 +266,24 @@ func TestIntegrationRestartKillsLostHolder(t *testing.T) {
 	if holder == nil {
 		t.Fatal("a sandbox sharing its PID namespace has no holder")
 	}
+	// And one cut short between recording the holder's cgroup and starting it.
+	early := newID()
+	earlyCgroup := path.Join(e.cgroup, early)
+	if err := os.MkdirAll(e.srv.svc.sandboxStateDir(early), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeJSONFile(e.srv.svc.holderFile(early), &pidHolder{Cgroup: earlyCgroup}); err != nil {
+		t.Fatal(err)
+	}
+	stray := exec.Command("sleep", "1000")
+	if err := stray.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- stray.Wait() }()
+	if err := addToCgroup(earlyCgroup, stray.Process.Pid); err != nil {
+		t.Fatal(err)
+	}
 	e.stopServer()
 	// What the crash kept from being written.
 	c, err := containerd.New(e.daemon.Address())
@@ -286,6 +307,30 @@ func TestIntegrationRestartKillsLostHolder(t *testing.T) {
 	}
 	if _, err := os.Stat(e.srv.svc.sandboxStateDir(run.PodSandboxId)); !os.IsNotExist(err) {
 		t.Errorf("the lost sandbox's state directory is left: %v", err)
+	}
+	select {
+	case <-waited:
+	case <-time.After(5 * time.Second):
+		_ = stray.Process.Kill()
+		t.Error("the process in an unstarted holder's cgroup was not killed")
+	}
+	for _, m := range mounts {
+		if _, err := os.Stat(filepath.Join(m, earlyCgroup)); !os.IsNotExist(err) {
+			t.Errorf("the unstarted holder's cgroup is left in %s: %v", m, err)
+		}
+	}
+}
+
+func TestProcessStart(t *testing.T) {
+	start, err := processStart(os.Getpid())
+	if err != nil || start == 0 {
+		t.Fatalf("processStart(self) = %d, %v", start, err)
+	}
+	if again, _ := processStart(os.Getpid()); again != start {
+		t.Errorf("start time changed: %d then %d", start, again)
+	}
+	if _, err := processStart(-1); err == nil {
+		t.Error("processStart(-1) succeeded")
 	}
 }
 

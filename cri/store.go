@@ -46,7 +46,7 @@ type sandboxMeta struct {
 	// Pinned is set for a sandbox without a pause container: its IPC and UTS namespaces
 	// are bind-mounted at Pins (see namespaces.go). Sandboxes from before it have a pause.
 	Pinned bool             `json:",omitempty"`
-	Pins   pinnedNamespaces `json:",omitempty"`
+	Pins   pinnedNamespaces `json:",omitzero"`
 	// Holder is the init of the PID namespace a pinned sandbox's containers share (see
 	// sandbox_pidns.go); nil when they do not share one.
 	Holder *pidHolder `json:",omitempty"`

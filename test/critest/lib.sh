@@ -163,6 +163,12 @@ cleanup() {
 		ip link show "$br" >/dev/null 2>&1 && ip link delete "$br"
 	done
 	unmount_work
+	# The default cgroup parent of skiff's pods (/<containerd namespace>), which runc and
+	# skiff create and nothing removes; only if empty.
+	local h
+	for h in /sys/fs/cgroup/*/; do
+		rmdir "$h$skiff_ns" 2>/dev/null
+	done
 	if [[ ${CRITEST_KEEP:-} == 1 ]]; then
 		log "kept $work"
 	else

@@ -166,7 +166,7 @@ cleanup() {
 	# The default cgroup parent of skiff's pods (/<containerd namespace>), which runc and
 	# skiff create and nothing removes; only if empty.
 	local h
-	for h in /sys/fs/cgroup/*/; do
+	for h in /sys/fs/cgroup/ /sys/fs/cgroup/*/; do # cgroup v2, then each v1 hierarchy
 		rmdir "$h$skiff_ns" 2>/dev/null
 	done
 	if [[ ${CRITEST_KEEP:-} == 1 ]]; then

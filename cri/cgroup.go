@@ -189,3 +189,25 @@ func killCgroupProcs(ctx context.Context, path string) error {
 	}
 	return nil
 }
+
+// RemoveEmptyCgroup removes the cgroup at path from every hierarchy where it is empty, and
+// leaves it where it is still in use. `skiff reset` removes with it the default cgroup
+// parent of pods that name none (Config.CgroupParent), which runc and the server create
+// and nothing else removes.
+func RemoveEmptyCgroup(path string) error {
+	mounts, err := cgroupMounts()
+	if err != nil {
+		return err
+	}
+	for _, mount := range mounts {
+		dir := filepath.Join(mount, filepath.Clean("/"+path))
+		if dir == mount {
+			continue
+		}
+		err := os.Remove(dir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.EBUSY) && !errors.Is(err, unix.ENOTEMPTY) {
+			return fmt.Errorf("remove cgroup %s: %w", dir, err)
+		}
+	}
+	return nil
+}

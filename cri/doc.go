@@ -10,6 +10,7 @@
 //	err = s.Serve(ctx, socketPath)            // gRPC on a unix socket + the streaming server, until ctx ends
 //	s.Close()                                 // stop watchers; containers keep running
 //	d.Stop(ctx)                               // SIGTERM containerd; shims (and pods) survive
+//	cri.RemoveEmptyCgroup("/" + namespace)    // skiff reset: the default pod cgroup parent
 //
 // A sandbox runs no pause container (CRI-O's drop_infra_ctr, taken one step further).
 // Its network namespace, and its IPC and UTS namespaces with the pod's hostname and

@@ -16,6 +16,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/skiff-sh/skiff/cri"
 	"github.com/skiff-sh/skiff/network"
 )
 
@@ -36,6 +37,10 @@ func runReset(ctx context.Context, o *Options) error {
 	logger := klog.FromContext(ctx)
 	var errs []error
 	if err := removeAllSandboxes(ctx, o); err != nil {
+		errs = append(errs, err)
+	}
+	// The default cgroup parent of pods that name none, once no pod is in it.
+	if err := cri.RemoveEmptyCgroup("/" + o.ContainerdNS); err != nil {
 		errs = append(errs, err)
 	}
 	netManager, err := network.New(o.networkConfig())

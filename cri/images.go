@@ -477,24 +477,13 @@ func (s *service) snapshotterRoot(ctx context.Context) string {
 	return resp.Plugins[0].Exports["root"]
 }
 
-// withNewSnapshot prepares a container's rootfs snapshot on an image's layers, like
+// withRootfsSnapshot prepares a container's rootfs snapshot on an image's layers, like
 // containerd.WithNewSnapshot, from the chain ID the image index already knows rather than
-// from the image's manifest and config read again from the content store.
-func (s *service) withNewSnapshot(key string, ci *criImage) containerd.NewContainerOpts {
-	return func(ctx context.Context, client *containerd.Client, c *containers.Container) error {
-		if _, err := client.SnapshotService(s.cfg.Snapshotter).Prepare(ctx, key, ci.info.chainID); err != nil {
-			return fmt.Errorf("prepare rootfs snapshot on image %s: %w", ci.names[0], err)
-		}
-		c.Snapshotter, c.SnapshotKey = s.cfg.Snapshotter, key
-		return nil
-	}
-}
-
-// withRootfsSnapshot is withNewSnapshot for a container record created without the
-// containerd client's temporary lease (newContainerRecord): the snapshot is kept from
-// containerd's garbage collector by a gc.root label, which stays (RemoveContainer
-// deletes the snapshot explicitly), and labelled with its container so that one a crash
-// left without its record is found (removeOrphanRootfs).
+// from the image's manifest and config read again from the content store. It is for a
+// record created without the containerd client's temporary lease (newContainerRecord):
+// the snapshot is kept from containerd's garbage collector by a gc.root label, which
+// stays (the container's removal deletes the snapshot explicitly), and labelled with its
+// container so that one a crash left without its record is found (removeOrphanRootfs).
 func (s *service) withRootfsSnapshot(key string, ci *criImage) containerd.NewContainerOpts {
 	return func(ctx context.Context, client *containerd.Client, c *containers.Container) error {
 		labels := snapshots.WithLabels(map[string]string{labelGCRoot: "rootfs", labelRootfsOf: key})

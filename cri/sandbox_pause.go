@@ -31,8 +31,8 @@ func (s *service) createPause(ctx context.Context, sb *sandbox, undo *[]func(), 
 	if err != nil {
 		return nil, nil, err
 	}
-	cc, err := s.client.NewContainer(ctx, sb.meta.ID,
-		s.withNewSnapshot(sb.meta.ID, ci),
+	err = s.newContainerRecord(ctx, sb.meta.ID,
+		s.withRootfsSnapshot(sb.meta.ID, ci),
 		containerd.WithNewSpec(s.pauseSpecOpts(sb, img)...),
 		containerd.WithRuntime(runcRuntimeName, s.runcOptions()),
 		containerd.WithContainerLabels(map[string]string{labelKind: kindSandbox}),
@@ -40,6 +40,11 @@ func (s *service) createPause(ctx context.Context, sb *sandbox, undo *[]func(), 
 	)
 	if err != nil {
 		return nil, nil, fmt.Errorf("create pause container: %w", err)
+	}
+	cc, err := s.client.LoadContainer(ctx, sb.meta.ID)
+	if err != nil {
+		_ = s.deleteSandboxRecord(context.WithoutCancel(ctx), sb)
+		return nil, nil, fmt.Errorf("load pause container: %w", err)
 	}
 	timing.done("pauseContainer")
 	*undo = append(*undo, func() {
